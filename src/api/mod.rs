@@ -1,0 +1,179 @@
+//! The REST API: routes per resource, one error type answered as problem+json, request ids,
+//! and the OpenAPI document generated from the handlers' annotations.
+
+pub mod error;
+mod health;
+mod merchants;
+mod payments;
+pub mod request_id;
+
+pub use error::{ApiError, FieldError, Problem};
+pub use request_id::{RequestId, RequestSpan};
+
+use crate::store::Store;
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+
+/// Limits on what one request may ask.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub default_page: u32,
+    pub max_page: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_batch: 10_000,
+            default_page: 100,
+            max_page: 1_000,
+        }
+    }
+}
+
+/// What every handler gets: the store and the limits. Nothing is loaded per request.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub limits: Limits,
+}
+
+/// Registers every route of the API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/v1/merchants").route(web::post().to(merchants::upsert)))
+        .service(web::resource("/v1/merchants/{merchant_id}").route(web::get().to(merchants::get)))
+        .service(
+            web::resource("/v1/merchants/{merchant_id}/payments")
+                .route(web::post().to(payments::ingest))
+                .route(web::get().to(payments::list)),
+        );
+}
+
+/// Query strings that cannot be read are a 400 problem naming the parameter.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::BadQuery(vec![FieldError::new("query", err.to_string())]).into()
+    })
+}
+
+/// Anything that matches no route.
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "there is no {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Reads a JSON body: `application/json` (415 otherwise), at most `limit` bytes (413), and of
+/// the expected shape (400 naming the field at fault, with unknown fields refused).
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::MalformedBody(FieldError::new(
+                "body",
+                format!("the body could not be read: {e}"),
+            ))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::MalformedBody(FieldError::new(field, e.into_inner().to_string()))
+    })?;
+    de.end()
+        .map_err(|e| ApiError::MalformedBody(FieldError::new("body", e.to_string())))?;
+    Ok(value)
+}
+
+/// The OpenAPI document, generated from the handlers; `openapi/openapi.json` is a snapshot of it.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "smecredit",
+        description = "Credit eligibility scoring for small and micro merchants from their payment histories. \
+Money is a decimal string with its ISO 4217 currency, never a JSON number. Times are RFC 3339. \
+Errors are RFC 9457 problem documents (application/problem+json)."
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        merchants::upsert,
+        merchants::get,
+        payments::ingest,
+        payments::list,
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "merchants", description = "Merchants as the payment platform describes them"),
+        (name = "payments", description = "Payment histories, ingested exactly once"),
+        (name = "operations", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The spec as committed in `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    json.push('\n');
+    json
+}
+
+/// The problem responses every route may give, for `#[utoipa::path]`.
+#[derive(utoipa::IntoResponses)]
+pub enum CommonErrors {
+    /// The store cannot be reached; retry after the `Retry-After` seconds.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(#[to_schema] Problem),
+    /// Something failed on our side; it was logged with its cause.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
+}

@@ -1,0 +1,126 @@
+//! The command line: `serve`, `migrate`, `import`, `openapi`.
+
+use crate::config::Settings;
+use crate::ingest::import::{ImportOptions, import_file};
+use crate::startup::Application;
+use crate::store::Store;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "smecredit",
+    version,
+    about = "Credit eligibility scoring for small merchants from their payment histories"
+)]
+pub struct Cli {
+    /// A TOML settings file (see the README for its keys).
+    #[arg(long, env = "SMECREDIT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The database: sqlite://FILE (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Import CSV files of merchants and/or payments, in the order given.
+    Import {
+        /// Files to import; each one's header says what it holds.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Stop at the first bad row; nothing of the batch it is in is stored.
+        #[arg(long)]
+        strict: bool,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: usize,
+    },
+    /// Print the OpenAPI spec (the same as openapi/openapi.json and GET /openapi.json).
+    Openapi {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(url) = cli.database_url {
+        settings.database_url = url;
+    }
+    crate::telemetry::init(settings.log_format, &settings.log_filter);
+    match cli.command {
+        Command::Serve { bind } => {
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            let app = Application::build(&settings).await?;
+            tracing::info!(
+                port = app.port(),
+                store = app.store().backend_name(),
+                "smecredit listening on http://{}",
+                settings.bind
+            );
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let store = Store::connect(&settings.store_options()).await?;
+            store.close().await;
+            eprintln!(
+                "migrations applied to {}",
+                crate::startup::redact(&settings.database_url)
+            );
+        }
+        Command::Import {
+            files,
+            strict,
+            batch_size,
+        } => {
+            anyhow::ensure!(batch_size >= 1, "--batch-size must be at least 1");
+            let store = Store::connect(&settings.store_options()).await?;
+            let options = ImportOptions {
+                strict,
+                batch_size,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let mut failed = false;
+            for file in &files {
+                let started = std::time::Instant::now();
+                let report = import_file(&store, file, &options).await?;
+                eprintln!(
+                    "{} in {:.1}s",
+                    report.summary(),
+                    started.elapsed().as_secs_f64()
+                );
+                if report.aborted {
+                    failed = true;
+                    break;
+                }
+            }
+            store.close().await;
+            anyhow::ensure!(!failed, "import aborted at a bad row (--strict)");
+        }
+        Command::Openapi { out } => {
+            let json = crate::api::openapi_json();
+            match out {
+                Some(path) => std::fs::write(&path, json)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{json}"),
+            }
+        }
+    }
+    Ok(())
+}

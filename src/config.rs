@@ -1,0 +1,151 @@
+//! Settings: defaults, overridden by an optional TOML file, overridden by `SMECREDIT_*`
+//! environment variables, overridden by command-line flags.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::api::Limits;
+use crate::store::StoreOptions;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty on a terminal, plain text otherwise.
+    Auto,
+    Pretty,
+    Plain,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LogFormat::Auto),
+            "pretty" => Ok(LogFormat::Pretty),
+            "plain" => Ok(LogFormat::Plain),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "{other:?} is not a log format (auto, pretty, plain, json)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `sqlite://smecredit.db` (the default, created on first start) or `postgres://…`.
+    pub database_url: String,
+    /// Address the HTTP server listens on; port 0 picks a free port.
+    pub bind: String,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `smecredit=debug,sqlx=warn`. `RUST_LOG` wins if set.
+    pub log_filter: String,
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout_secs: u64,
+    /// SQLite only: `full` (an acknowledged write survives a power cut) or `normal`.
+    pub sqlite_synchronous: String,
+    /// HTTP worker threads; default: one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Settings {
+            database_url: "sqlite://smecredit.db".to_string(),
+            bind: "127.0.0.1:8080".to_string(),
+            log_format: LogFormat::Auto,
+            log_filter: "info".to_string(),
+            max_body_bytes: limits.max_body_bytes,
+            max_batch: limits.max_batch,
+            db_max_connections: 8,
+            db_acquire_timeout_secs: 5,
+            sqlite_synchronous: "full".to_string(),
+            workers: None,
+        }
+    }
+}
+
+fn env_override<T: FromStr>(name: &str, target: &mut T) -> anyhow::Result<()>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Ok(value) = std::env::var(name) {
+        *target = value
+            .parse()
+            .map_err(|e| anyhow::anyhow!("environment variable {name}={value:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Defaults, then the file (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        env_override("SMECREDIT_DATABASE_URL", &mut s.database_url)?;
+        env_override("SMECREDIT_BIND", &mut s.bind)?;
+        env_override("SMECREDIT_LOG_FORMAT", &mut s.log_format)?;
+        env_override("SMECREDIT_LOG", &mut s.log_filter)?;
+        env_override("SMECREDIT_MAX_BODY_BYTES", &mut s.max_body_bytes)?;
+        env_override("SMECREDIT_MAX_BATCH", &mut s.max_batch)?;
+        env_override("SMECREDIT_DB_MAX_CONNECTIONS", &mut s.db_max_connections)?;
+        env_override(
+            "SMECREDIT_DB_ACQUIRE_TIMEOUT_SECS",
+            &mut s.db_acquire_timeout_secs,
+        )?;
+        env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
+        if let Ok(w) = std::env::var("SMECREDIT_WORKERS") {
+            s.workers = Some(
+                w.parse()
+                    .map_err(|e| anyhow::anyhow!("SMECREDIT_WORKERS={w:?}: {e}"))?,
+            );
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.sqlite_synchronous.as_str(), "full" | "normal"),
+            "sqlite_synchronous must be full or normal, got {:?}",
+            self.sqlite_synchronous
+        );
+        anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
+        anyhow::ensure!(
+            self.max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
+        Ok(())
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
+            sqlite_synchronous_full: self.sqlite_synchronous == "full",
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_batch: self.max_batch,
+            ..Limits::default()
+        }
+    }
+}

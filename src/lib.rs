@@ -1,0 +1,11 @@
+//! smecredit: credit eligibility scoring for small and micro merchants from their payment
+//! histories. The library is the program; `main.rs` only parses the command line.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod ingest;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    smecredit::cli::run(smecredit::cli::Cli::parse()).await
+}

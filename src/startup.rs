@@ -1,0 +1,95 @@
+//! Building the application: the store, the HTTP server bound to its listener, and the port it
+//! got (port 0 in tests).
+
+use crate::api::{self, ApiDoc, AppState, RequestSpan};
+use crate::config::Settings;
+use crate::store::Store;
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use std::net::TcpListener;
+use tracing_actix_web::TracingLogger;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    store: Store,
+}
+
+impl Application {
+    /// Connects to the store (applying migrations) and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.store_options())
+            .await
+            .with_context(|| format!("opening the database {}", redact(&settings.database_url)))?;
+        Self::with_store(settings, store)
+    }
+
+    /// Binds the listener for a store that is already open.
+    pub fn with_store(settings: &Settings, store: Store) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            limits: settings.limits(),
+        });
+        let openapi = ApiDoc::openapi();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(api::request_id::tag_request))
+                .app_data(state.clone())
+                .app_data(api::query_config())
+                .configure(api::configure)
+                .service(web::resource("/docs").to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            server: server.run(),
+            port,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests and closes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

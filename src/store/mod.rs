@@ -1,0 +1,578 @@
+//! The `Store`: every merchant and payment, exactly once, in SQLite (embedded default) or
+//! PostgreSQL (production, several replicas). Queries are runtime `sqlx::query` with binds; SQL
+//! that both databases accept is written once here, and what differs (bulk insert, connection
+//! set-up) lives in the backend's own file.
+
+mod error;
+mod postgres;
+mod sqlite;
+
+pub use error::StoreError;
+
+use crate::domain::{
+    Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
+    PaymentKind, RegionCode, RegionType,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+use std::time::Duration;
+
+/// Connection settings for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before the store counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// SQLite only: `full` syncs the write-ahead log at every commit, so an acknowledged batch
+    /// survives a power cut; `normal` survives a crash of the process but not of the machine.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_synchronous_full: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// One writer connection (SQLite allows one writer at a time; queuing writers in the pool
+    /// instead of in SQLite's busy handler avoids `SQLITE_BUSY`) and a pool of readers.
+    Sqlite {
+        writer: sqlx::SqlitePool,
+        reader: sqlx::SqlitePool,
+    },
+    Postgres(sqlx::PgPool),
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs the same code against whichever pool the store has, for reading.
+macro_rules! with_reader {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { reader: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs the same code against whichever pool the store has, for writing.
+macro_rules! with_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { writer: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A merchant as stored, with its internal key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMerchant {
+    pub key: i64,
+    pub merchant: Merchant,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an upsert of a merchant did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MerchantWrite {
+    Created,
+    Updated,
+    Unchanged,
+    /// The merchant has payments in another currency; its settlement currency cannot change.
+    CurrencyLocked {
+        stored: Currency,
+    },
+}
+
+/// A summary of a merchant's stored history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySummary {
+    pub payment_count: i64,
+    pub sale_count: i64,
+    pub first_payment_at: Option<DateTime<Utc>>,
+    pub last_payment_at: Option<DateTime<Utc>>,
+    /// Sales minus refunds minus chargebacks, over the whole history.
+    pub net_sales: Money,
+}
+
+/// A payment bound for a merchant's history.
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub merchant_key: i64,
+    pub payment: &'a Payment,
+}
+
+/// What to do when a payment id is already stored with different content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Store nothing of the batch (the API's all-or-nothing rule).
+    RejectBatch,
+    /// Store the rest, and report the conflicting rows (bulk import).
+    SkipConflicting,
+}
+
+/// The result of inserting a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Newly stored payments.
+    pub accepted: u64,
+    /// Payments already stored with identical content (also a repeat inside the batch).
+    pub duplicates: u64,
+    /// Indices (into the batch) of payments whose id is stored with different content. With
+    /// [`OnConflict::RejectBatch`], a non-empty list means nothing was stored.
+    pub conflicts: Vec<usize>,
+}
+
+/// A position in a merchant's time-ordered history: the last payment of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub occurred_at_micros: i64,
+    pub payment_id: PaymentId,
+}
+
+impl Cursor {
+    /// The opaque text form handed to clients.
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.occurred_at_micros, self.payment_id)
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (micros, id) = s.split_once(':')?;
+        Some(Cursor {
+            occurred_at_micros: micros.parse().ok()?,
+            payment_id: PaymentId::parse(id).ok()?,
+        })
+    }
+}
+
+/// A page of payments in time order.
+#[derive(Debug, Clone)]
+pub struct PaymentPage {
+    pub payments: Vec<Payment>,
+    pub next: Option<Cursor>,
+}
+
+/// Which payments to list.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentQuery {
+    /// Inclusive lower bound on `occurred_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `occurred_at`.
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+const MERCHANT_COLUMNS: &str = "id, merchant_id, name, category, region_type, region_code, currency, onboarded_on, created_at, updated_at";
+
+fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::corrupt(format!("timestamp {micros} out of range")))
+}
+
+fn merchant_from_row<R: Row>(row: &R) -> Result<StoredMerchant, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |col: &str| row.try_get::<String, _>(col);
+    let bad = |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
+    let merchant = Merchant {
+        id: MerchantId::parse(text("merchant_id")?).map_err(|e| bad("merchant_id", e))?,
+        name: text("name")?,
+        category: Category::parse(text("category")?).map_err(|e| bad("category", e))?,
+        region_type: RegionType::parse(&text("region_type")?).map_err(|e| bad("region_type", e))?,
+        region_code: RegionCode::parse(text("region_code")?).map_err(|e| bad("region_code", e))?,
+        currency: Currency::parse(&text("currency")?).map_err(|e| bad("currency", e))?,
+        onboarded_on: NaiveDate::parse_from_str(&text("onboarded_on")?, "%Y-%m-%d")
+            .map_err(|e| StoreError::corrupt(format!("onboarded_on: {e}")))?,
+    };
+    Ok(StoredMerchant {
+        key: row.try_get("id")?,
+        merchant,
+        created_at: micros_to_time(row.try_get("created_at")?)?,
+        updated_at: micros_to_time(row.try_get("updated_at")?)?,
+    })
+}
+
+fn payment_from_row<R: Row>(row: &R, currency: Currency) -> Result<Payment, StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let bad = |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
+    Ok(Payment {
+        id: PaymentId::parse(row.try_get::<String, _>("payment_id")?)
+            .map_err(|e| bad("payment_id", e))?,
+        occurred_at: micros_to_time(row.try_get("occurred_at")?)?,
+        amount: Money::from_minor(row.try_get("amount_minor")?, currency),
+        kind: PaymentKind::parse(&row.try_get::<String, _>("kind")?).map_err(|e| bad("kind", e))?,
+        channel: Channel::parse(&row.try_get::<String, _>("channel")?)
+            .map_err(|e| bad("channel", e))?,
+        payer_ref: PayerRef::parse(row.try_get::<String, _>("payer_ref")?)
+            .map_err(|e| bad("payer_ref", e))?,
+    })
+}
+
+/// The stored content of a payment, for telling a duplicate from a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredContent {
+    occurred_at: i64,
+    amount_minor: i64,
+    kind: String,
+    channel: String,
+    payer_ref: String,
+}
+
+/// Reads `(merchant, payment_id)` and the content columns of a stored payment.
+fn stored_content_from_row<R: Row>(row: &R) -> Result<((i64, String), StoredContent), StoreError>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok((
+        (row.try_get("merchant")?, row.try_get("payment_id")?),
+        StoredContent {
+            occurred_at: row.try_get("occurred_at")?,
+            amount_minor: row.try_get("amount_minor")?,
+            kind: row.try_get("kind")?,
+            channel: row.try_get("channel")?,
+            payer_ref: row.try_get("payer_ref")?,
+        },
+    ))
+}
+
+impl StoredContent {
+    fn matches(&self, p: &Payment) -> bool {
+        self.occurred_at == p.occurred_at_micros()
+            && self.amount_minor == p.amount.minor()
+            && self.kind == p.kind.as_str()
+            && self.channel == p.channel.as_str()
+            && self.payer_ref == p.payer_ref.as_str()
+    }
+}
+
+impl Store {
+    /// Connects, creating the SQLite file if needed, and applies pending migrations.
+    pub async fn connect(options: &StoreOptions) -> Result<Store, StoreError> {
+        let store =
+            if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
+                Store {
+                    backend: Backend::Postgres(postgres::connect(options).await?),
+                }
+            } else if options.url.starts_with("sqlite:") {
+                let (writer, reader) = sqlite::connect(options).await?;
+                Store {
+                    backend: Backend::Sqlite { writer, reader },
+                }
+            } else {
+                return Err(StoreError::Config(format!(
+                    "database URL must start with sqlite:// or postgres://, got {:?}",
+                    options.url.split(':').next().unwrap_or_default()
+                )));
+            };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the migrations that have not run yet. Idempotent.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => sqlite::migrator().run(writer).await,
+            Backend::Postgres(pool) => postgres::migrator().run(pool).await,
+        }
+        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_reader!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Creates the merchant, or updates its profile. The settlement currency of a merchant that
+    /// already has payments cannot change: its stored amounts are in that currency.
+    pub async fn upsert_merchant(
+        &self,
+        m: &Merchant,
+    ) -> Result<(StoredMerchant, MerchantWrite), StoreError> {
+        let mut written = self.upsert_merchants(std::slice::from_ref(m)).await?;
+        written
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("upsert of one merchant returned nothing"))
+    }
+
+    /// [`Store::upsert_merchant`] for many merchants, in one transaction.
+    pub async fn upsert_merchants(
+        &self,
+        merchants: &[Merchant],
+    ) -> Result<Vec<(StoredMerchant, MerchantWrite)>, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        let select = format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE merchant_id = $1");
+        with_writer!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut written = Vec::with_capacity(merchants.len());
+            for m in merchants {
+                let onboarded = m.onboarded_on.format("%Y-%m-%d").to_string();
+                let inserted = sqlx::query(
+                    "INSERT INTO merchants (merchant_id, name, category, region_type, region_code, currency, onboarded_on, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                     ON CONFLICT (merchant_id) DO NOTHING",
+                )
+                .bind(m.id.as_str())
+                .bind(&m.name)
+                .bind(m.category.as_str())
+                .bind(m.region_type.as_str())
+                .bind(m.region_code.as_str())
+                .bind(m.currency.code())
+                .bind(&onboarded)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let row = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+                    .bind(m.id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut stored = merchant_from_row(&row)?;
+                let write = if inserted == 1 {
+                    MerchantWrite::Created
+                } else if stored.merchant == *m {
+                    MerchantWrite::Unchanged
+                } else if stored.merchant.currency != m.currency
+                    && sqlx::query("SELECT 1 FROM payments WHERE merchant = $1 LIMIT 1")
+                        .bind(stored.key)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some()
+                {
+                    MerchantWrite::CurrencyLocked { stored: stored.merchant.currency }
+                } else {
+                    sqlx::query(
+                        "UPDATE merchants SET name = $2, category = $3, region_type = $4, region_code = $5,
+                         currency = $6, onboarded_on = $7, updated_at = $8 WHERE id = $1",
+                    )
+                    .bind(stored.key)
+                    .bind(&m.name)
+                    .bind(m.category.as_str())
+                    .bind(m.region_type.as_str())
+                    .bind(m.region_code.as_str())
+                    .bind(m.currency.code())
+                    .bind(&onboarded)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    stored.merchant = m.clone();
+                    stored.updated_at = micros_to_time(now)?;
+                    MerchantWrite::Updated
+                };
+                written.push((stored, write));
+            }
+            tx.commit().await?;
+            Ok(written)
+        })
+    }
+
+    pub async fn merchant(&self, id: &MerchantId) -> Result<Option<StoredMerchant>, StoreError> {
+        let sql = format!("SELECT {MERCHANT_COLUMNS} FROM merchants WHERE merchant_id = $1");
+        let row = with_reader!(self, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(pool).await? {
+                Some(row) => Some(merchant_from_row(&row)?),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Counts and net sales over a merchant's whole stored history.
+    pub async fn history_summary(
+        &self,
+        merchant: &StoredMerchant,
+    ) -> Result<HistorySummary, StoreError> {
+        let sql = "SELECT COUNT(*) AS payment_count,
+                    CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN 1 ELSE 0 END), 0) AS BIGINT) AS sale_count,
+                    MIN(occurred_at) AS first_at, MAX(occurred_at) AS last_at,
+                    CAST(COALESCE(SUM(CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END), 0) AS BIGINT) AS net_minor
+                   FROM payments WHERE merchant = $1";
+        let (count, sales, first, last, net): (i64, i64, Option<i64>, Option<i64>, i64) = with_reader!(self, pool => {
+            let row = sqlx::query(sql).bind(merchant.key).fetch_one(pool).await?;
+            (
+                row.try_get("payment_count")?,
+                row.try_get::<i64, _>("sale_count")?,
+                row.try_get("first_at")?,
+                row.try_get("last_at")?,
+                row.try_get::<i64, _>("net_minor")?,
+            )
+        });
+        Ok(HistorySummary {
+            payment_count: count,
+            sale_count: sales,
+            first_payment_at: first.map(micros_to_time).transpose()?,
+            last_payment_at: last.map(micros_to_time).transpose()?,
+            net_sales: Money::from_minor(net, merchant.merchant.currency),
+        })
+    }
+
+    /// Number of stored payments of a merchant.
+    pub async fn payment_count(&self, merchant_key: i64) -> Result<i64, StoreError> {
+        let n = with_reader!(self, pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payments WHERE merchant = $1")
+                .bind(merchant_key)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n)
+    }
+
+    /// Lists a merchant's payments in `(occurred_at, payment_id)` order.
+    pub async fn payments(
+        &self,
+        merchant: &StoredMerchant,
+        q: &PaymentQuery,
+    ) -> Result<PaymentPage, StoreError> {
+        let from = q.from.map(|t| t.timestamp_micros()).unwrap_or(i64::MIN);
+        let to = q.to.map(|t| t.timestamp_micros()).unwrap_or(i64::MAX);
+        let (after_t, after_id) = match &q.after {
+            Some(c) => (c.occurred_at_micros, c.payment_id.as_str().to_string()),
+            None => (i64::MIN, String::new()),
+        };
+        let sql =
+            "SELECT payment_id, occurred_at, amount_minor, kind, channel, payer_ref FROM payments
+                   WHERE merchant = $1 AND occurred_at >= $2 AND occurred_at < $3
+                     AND (occurred_at > $4 OR (occurred_at = $4 AND payment_id > $5))
+                   ORDER BY occurred_at, payment_id LIMIT $6";
+        let limit = i64::from(q.limit);
+        let currency = merchant.merchant.currency;
+        let mut payments = with_reader!(self, pool => {
+            sqlx::query(sql)
+                .bind(merchant.key)
+                .bind(from)
+                .bind(to)
+                .bind(after_t)
+                .bind(&after_id)
+                .bind(limit + 1)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| payment_from_row(row, currency))
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        let next = if payments.len() as i64 > limit {
+            payments.truncate(q.limit as usize);
+            payments.last().map(|p| Cursor {
+                occurred_at_micros: p.occurred_at_micros(),
+                payment_id: p.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(PaymentPage { payments, next })
+    }
+
+    /// Stores a batch of payments in one transaction, committed before this returns.
+    /// A payment already stored with the same content is counted as a duplicate; with different
+    /// content it is a conflict, handled as `on_conflict` says.
+    pub async fn insert_payments(
+        &self,
+        batch: &[NewPayment<'_>],
+        on_conflict: OnConflict,
+    ) -> Result<InsertOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => {
+                sqlite::insert_payments(writer, batch, on_conflict).await
+            }
+            Backend::Postgres(pool) => postgres::insert_payments(pool, batch, on_conflict).await,
+        }
+    }
+}
+
+/// Counts a batch's outcome. `accepted` rows were newly stored; `stored` holds the stored content
+/// of every key in the statements that stored fewer rows than they were given. A row of such a
+/// statement whose stored content differs from it is a conflict; the rest of the rows that were
+/// not newly stored are duplicates. (A statement that stored every row it was given holds only
+/// new, distinct keys, so it needs no check.)
+fn classify_batch(
+    batch: &[NewPayment<'_>],
+    checked: &[std::ops::Range<usize>],
+    accepted: u64,
+    stored: &std::collections::HashMap<(i64, String), StoredContent>,
+) -> Result<InsertOutcome, StoreError> {
+    let mut conflicts = Vec::new();
+    for range in checked {
+        for i in range.clone() {
+            let row = &batch[i];
+            let key = (row.merchant_key, row.payment.id.as_str().to_string());
+            match stored.get(&key) {
+                Some(content) if content.matches(row.payment) => {}
+                Some(_) => conflicts.push(i),
+                None => {
+                    return Err(StoreError::corrupt(format!(
+                        "payment {} was neither stored nor found",
+                        row.payment.id
+                    )));
+                }
+            }
+        }
+    }
+    let duplicates = batch.len() as u64 - accepted - conflicts.len() as u64;
+    Ok(InsertOutcome {
+        accepted,
+        duplicates,
+        conflicts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            occurred_at_micros: 1_700_000_000_000_000,
+            payment_id: PaymentId::parse("p:1").unwrap(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("nonsense"), None);
+        assert_eq!(Cursor::decode("12:bad id"), None);
+    }
+}

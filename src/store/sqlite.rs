@@ -1,0 +1,155 @@
+//! SQLite: the embedded default. A file created on first start, in WAL mode so readers never
+//! wait for the writer.
+
+use super::{
+    NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+pub(super) fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "merchants and payments".into(),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_merchants_and_payments.sql").into_sql_str(),
+        false,
+    )])
+}
+
+pub(super) async fn connect(o: &StoreOptions) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    let options = SqliteConnectOptions::from_str(&o.url)
+        .map_err(|e| StoreError::Config(format!("{}: {e}", o.url)))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if o.sqlite_synchronous_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
+        .busy_timeout(o.acquire_timeout)
+        .foreign_keys(true);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(o.acquire_timeout)
+        .connect_with(options.clone())
+        .await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(o.max_connections.max(1))
+        .acquire_timeout(o.acquire_timeout)
+        .connect_with(options)
+        .await?;
+    Ok((writer, reader))
+}
+
+/// Rows per INSERT statement: 7 parameters each, well inside SQLite's limit of 32,766.
+const ROWS_PER_STATEMENT: usize = 1_000;
+/// Keys per content look-up: 2 parameters each.
+const KEYS_PER_LOOKUP: usize = 1_000;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO payments (merchant, payment_id, occurred_at, amount_minor, kind, channel, payer_ref) VALUES ",
+    );
+    for i in 0..rows {
+        let p = i * 7;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${},${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7
+        ));
+    }
+    sql.push_str(" ON CONFLICT (merchant, payment_id) DO NOTHING");
+    sql
+}
+
+fn full_insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| insert_sql(ROWS_PER_STATEMENT))
+}
+
+pub(super) async fn insert_payments(
+    pool: &SqlitePool,
+    batch: &[NewPayment<'_>],
+    on_conflict: OnConflict,
+) -> Result<super::InsertOutcome, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut accepted = 0u64;
+    let mut checked = Vec::new();
+    for (n, chunk) in batch.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let sql = if chunk.len() == ROWS_PER_STATEMENT {
+            AssertSqlSafe(full_insert_sql().to_string())
+        } else {
+            AssertSqlSafe(insert_sql(chunk.len()))
+        };
+        let mut q = sqlx::query(sql);
+        for r in chunk {
+            let p = r.payment;
+            q = q
+                .bind(r.merchant_key)
+                .bind(p.id.as_str())
+                .bind(p.occurred_at_micros())
+                .bind(p.amount.minor())
+                .bind(p.kind.as_str())
+                .bind(p.channel.as_str())
+                .bind(p.payer_ref.as_str());
+        }
+        let stored = q.execute(&mut *tx).await?.rows_affected();
+        accepted += stored;
+        if stored < chunk.len() as u64 {
+            let start = n * ROWS_PER_STATEMENT;
+            checked.push(start..start + chunk.len());
+        }
+    }
+    let mut stored = HashMap::new();
+    let keys: Vec<(i64, &str)> = checked
+        .iter()
+        .flat_map(|r| batch[r.clone()].iter())
+        .map(|r| (r.merchant_key, r.payment.id.as_str()))
+        .collect();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        let mut sql = String::from(
+            "SELECT merchant, payment_id, occurred_at, amount_minor, kind, channel, payer_ref FROM payments WHERE (merchant, payment_id) IN (VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${},${})", 2 * i + 1, 2 * i + 2));
+        }
+        sql.push(')');
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (m, id) in chunk {
+            q = q.bind(*m).bind(*id);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            let (key, content) = stored_content_from_row(&row)?;
+            stored.insert(key, content);
+        }
+    }
+    let outcome = classify_batch(batch, &checked, accepted, &stored)?;
+    if !outcome.conflicts.is_empty() && on_conflict == OnConflict::RejectBatch {
+        tx.rollback().await?;
+        return Ok(super::InsertOutcome {
+            accepted: 0,
+            duplicates: 0,
+            conflicts: outcome.conflicts,
+        });
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}

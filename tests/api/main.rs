@@ -1,0 +1,10 @@
+//! Integration tests: the real application on port 0, over HTTP, against a fresh SQLite file and,
+//! when `SMECREDIT_TEST_POSTGRES_URL` is set, a fresh PostgreSQL database per test.
+
+mod helpers;
+
+mod health;
+mod import;
+mod merchants;
+mod openapi;
+mod payments;
