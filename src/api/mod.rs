@@ -3,6 +3,7 @@
 
 pub mod error;
 mod health;
+mod loans;
 mod merchants;
 mod payments;
 pub mod request_id;
@@ -54,6 +55,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/merchants/{merchant_id}/payments")
                 .route(web::post().to(payments::ingest))
                 .route(web::get().to(payments::list)),
+        )
+        .service(
+            web::resource("/v1/merchants/{merchant_id}/loans")
+                .route(web::get().to(loans::list_for_merchant)),
+        )
+        .service(web::resource("/v1/loans").route(web::post().to(loans::create)))
+        .service(web::resource("/v1/loans/{loan_id}").route(web::get().to(loans::get)))
+        .service(
+            web::resource("/v1/loans/{loan_id}/outcome")
+                .route(web::post().to(loans::record_outcome)),
         );
 }
 
@@ -148,11 +159,16 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         merchants::get,
         payments::ingest,
         payments::list,
+        loans::create,
+        loans::get,
+        loans::record_outcome,
+        loans::list_for_merchant,
     ),
     components(schemas(Problem, FieldError)),
     tags(
         (name = "merchants", description = "Merchants as the payment platform describes them"),
         (name = "payments", description = "Payment histories, ingested exactly once"),
+        (name = "loans", description = "Loans and their outcomes: the labels for retraining"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]

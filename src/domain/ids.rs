@@ -86,6 +86,12 @@ safe_id!(
     "payment_id"
 );
 
+safe_id!(
+    /// The lender's or platform's identifier of a loan, unique across the service.
+    LoanId,
+    "loan_id"
+);
+
 /// An opaque, pseudonymous reference to the payer (a hash or token chosen by the platform). It is
 /// used only to count distinct and repeat customers; smecredit never learns who the payer is and
 /// never logs it.

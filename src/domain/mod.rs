@@ -2,11 +2,13 @@
 //! that holds a `Money` or a `MerchantId` never has to ask whether it is valid.
 
 mod ids;
+mod loan;
 mod merchant;
 mod money;
 mod payment;
 
-pub use ids::{MerchantId, PayerRef, PaymentId};
+pub use ids::{LoanId, MerchantId, PayerRef, PaymentId};
+pub use loan::{Loan, LoanOutcome, OutcomeKind};
 pub use merchant::{Category, Merchant, RegionCode, RegionType};
 pub use money::{Currency, Money, MoneyJson};
 pub use payment::{Channel, Payment, PaymentKind};

@@ -6,9 +6,14 @@
 //! Idempotent: a payment already stored with the same content counts as a duplicate, so
 //! re-running a file (or the rest of a file after a crash) adds nothing twice.
 
-use super::{PaymentField, RawMerchant, RawPayment, validate_merchant, validate_payment};
-use crate::domain::{Currency, Merchant, MerchantId, Payment};
-use crate::store::{MerchantWrite, NewPayment, OnConflict, Store};
+use super::{
+    PaymentField, RawLoan, RawMerchant, RawPayment, validate_loan, validate_merchant,
+    validate_outcome, validate_payment,
+};
+use crate::domain::{Currency, Loan, LoanOutcome, Merchant, MerchantId, Payment};
+use crate::store::{
+    LoanWrite, MerchantWrite, NewLoan, NewPayment, OnConflict, OutcomeWrite, Store,
+};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -25,6 +30,16 @@ pub const MERCHANT_COLUMNS: [&str; 7] = [
     "region_code",
     "currency",
     "onboarded_on",
+];
+pub const LOAN_COLUMNS: [&str; 8] = [
+    "loan_id",
+    "merchant_id",
+    "disbursed_on",
+    "principal",
+    "currency",
+    "term_days",
+    "outcome",
+    "defaulted_on",
 ];
 pub const PAYMENT_COLUMNS: [&str; 8] = [
     "merchant_id",
@@ -64,6 +79,7 @@ impl Default for ImportOptions {
 pub enum FileKind {
     Merchants,
     Payments,
+    Loans,
 }
 
 /// A row that was not stored, with its line number in the file (the header is line 1).
@@ -83,6 +99,8 @@ pub struct ImportReport {
     pub stored: u64,
     /// Merchants whose profile changed.
     pub updated: u64,
+    /// Loan outcomes newly recorded (or a default written off).
+    pub outcomes: u64,
     /// Rows already stored with the same content.
     pub duplicates: u64,
     /// Rows not stored because they are invalid or conflict with stored data.
@@ -101,10 +119,19 @@ impl ImportReport {
             rows: 0,
             stored: 0,
             updated: 0,
+            outcomes: 0,
             duplicates: 0,
             skipped: 0,
             bad_rows: Vec::new(),
             aborted: false,
+        }
+    }
+
+    /// A bad row; with `--strict` it ends the import.
+    fn reject(&mut self, line: u64, message: String, strict: bool) {
+        self.bad_row(line, message);
+        if strict {
+            self.aborted = true;
         }
     }
 
@@ -117,23 +144,23 @@ impl ImportReport {
 
     /// A human summary for the terminal.
     pub fn summary(&self) -> String {
-        let what = match self.kind {
-            FileKind::Merchants => "merchants",
-            FileKind::Payments => "payments",
+        let (what, changed) = match self.kind {
+            FileKind::Merchants => ("merchants", format!("{} updated, ", self.updated)),
+            FileKind::Payments => ("payments", String::new()),
+            FileKind::Loans => ("loans", format!("{} outcomes recorded, ", self.outcomes)),
+        };
+        let stopped = if self.aborted {
+            " (aborted by --strict)"
+        } else {
+            ""
         };
         let mut s = format!(
-            "{}: {} {what} rows read, {} stored, {} updated, {} duplicates, {} skipped{}",
+            "{}: {} {what} rows read, {} stored, {changed}{} duplicates, {} skipped{stopped}",
             self.path.display(),
             self.rows,
             self.stored,
-            self.updated,
             self.duplicates,
             self.skipped,
-            if self.aborted {
-                " (aborted by --strict)"
-            } else {
-                ""
-            }
         );
         for bad in &self.bad_rows {
             s.push_str(&format!("\n  line {}: {}", bad.line, bad.message));
@@ -180,7 +207,7 @@ fn open(path: &Path) -> anyhow::Result<(csv::Reader<BufReader<File>>, u64)> {
     Ok((reader, size))
 }
 
-fn progress_bar(enabled: bool, bytes: u64) -> ProgressBar {
+fn progress_bar(enabled: bool, bytes: u64, what: &'static str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
@@ -190,6 +217,7 @@ fn progress_bar(enabled: bool, bytes: u64) -> ProgressBar {
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
+    bar.set_message(what);
     bar
 }
 
@@ -206,20 +234,97 @@ pub async fn import_file(
     let names: Vec<&str> = headers.iter().map(str::trim).collect();
     let kind = if names.contains(&"payment_id") {
         FileKind::Payments
+    } else if names.contains(&"loan_id") {
+        FileKind::Loans
     } else if names.contains(&"onboarded_on") {
         FileKind::Merchants
     } else {
         bail!(
-            "{}: cannot tell what the file holds from its header; a merchants file has columns {}, a payments file {}",
+            "{}: cannot tell what the file holds from its header; a merchants file has columns {}, a payments file {}, a loans file {}",
             path.display(),
             MERCHANT_COLUMNS.join(","),
-            PAYMENT_COLUMNS.join(",")
+            PAYMENT_COLUMNS.join(","),
+            LOAN_COLUMNS.join(",")
         );
     };
     drop(reader);
     match kind {
         FileKind::Merchants => import_merchants(store, path, options).await,
         FileKind::Payments => import_payments(store, path, options).await,
+        FileKind::Loans => import_loans(store, path, options).await,
+    }
+}
+
+/// One step through a CSV file.
+enum Step {
+    /// A record was read into the buffer; its line number.
+    Row(u64),
+    /// An unreadable record was counted as a bad row.
+    Skip,
+    End,
+}
+
+/// Reads the next record, counting it; an unreadable one (wrong number of fields, bad UTF-8)
+/// becomes a bad row.
+fn read_step(
+    reader: &mut csv::Reader<BufReader<File>>,
+    record: &mut csv::StringRecord,
+    report: &mut ImportReport,
+    strict: bool,
+) -> anyhow::Result<Step> {
+    match reader.read_record(record) {
+        Ok(false) => Ok(Step::End),
+        Ok(true) => {
+            report.rows += 1;
+            Ok(Step::Row(record.position().map(|p| p.line()).unwrap_or(0)))
+        }
+        Err(e) if e.position().is_some() && !e.is_io_error() => {
+            report.rows += 1;
+            let line = e.position().map(|p| p.line()).unwrap_or(0);
+            report.reject(line, format!("unreadable CSV record: {e}"), strict);
+            Ok(Step::Skip)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", report.path.display())),
+    }
+}
+
+/// Looks merchants up once per file: id → (key, settlement currency), or `None` if unknown.
+struct MerchantCache {
+    known: HashMap<String, Option<(i64, Currency)>>,
+}
+
+impl MerchantCache {
+    fn new() -> Self {
+        MerchantCache {
+            known: HashMap::new(),
+        }
+    }
+
+    async fn get(
+        &mut self,
+        store: &Store,
+        raw_id: &str,
+    ) -> anyhow::Result<Option<(i64, Currency)>> {
+        if let Some(found) = self.known.get(raw_id) {
+            return Ok(*found);
+        }
+        let found = match MerchantId::parse(raw_id) {
+            Ok(id) => store
+                .merchant(&id)
+                .await
+                .with_context(|| format!("looking up merchant {id}"))?
+                .map(|m| (m.key, m.merchant.currency)),
+            Err(_) => None,
+        };
+        self.known.insert(raw_id.to_string(), found);
+        Ok(found)
+    }
+
+    fn unknown(raw_id: &str) -> String {
+        format!(
+            "merchant_id: {:?} is not a known merchant (import its merchants file first)",
+            raw_id.chars().take(64).collect::<String>()
+        )
     }
 }
 
@@ -230,30 +335,14 @@ async fn import_merchants(
 ) -> anyhow::Result<ImportReport> {
     let (mut reader, size) = open(path)?;
     let positions = column_positions(reader.headers()?, &MERCHANT_COLUMNS)?;
-    let bar = progress_bar(options.progress, size);
-    bar.set_message("merchants");
+    let bar = progress_bar(options.progress, size, "merchants");
     let mut report = ImportReport::new(path, FileKind::Merchants);
     let today = Utc::now().date_naive();
     let mut record = csv::StringRecord::new();
     let mut batch: Vec<(u64, Merchant)> = Vec::new();
     loop {
-        let more = match reader.read_record(&mut record) {
-            Ok(more) => more,
-            Err(e) if e.position().is_some() && !e.is_io_error() => {
-                report.rows += 1;
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                report.bad_row(line, format!("unreadable CSV record: {e}"));
-                if options.strict {
-                    report.aborted = true;
-                    break;
-                }
-                continue;
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        if more {
-            report.rows += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let step = read_step(&mut reader, &mut record, &mut report, options.strict)?;
+        if let Step::Row(line) = step {
             let f = |i: usize| record.get(positions[i]).unwrap_or("");
             let raw = RawMerchant {
                 merchant_id: f(0),
@@ -266,19 +355,14 @@ async fn import_merchants(
             };
             match validate_merchant(&raw, today) {
                 Ok(m) => batch.push((line, m)),
-                Err(errors) => {
-                    report.bad_row(
-                        line,
-                        describe(errors.iter().map(|(f, e)| (*f, e.to_string()))),
-                    );
-                    if options.strict {
-                        report.aborted = true;
-                        break;
-                    }
-                }
+                Err(errors) => report.reject(line, describe(&errors), options.strict),
             }
         }
-        if batch.len() >= options.batch_size || (!more && !batch.is_empty()) {
+        if report.aborted {
+            break;
+        }
+        let end = matches!(step, Step::End);
+        if batch.len() >= options.batch_size || (end && !batch.is_empty()) {
             let merchants: Vec<Merchant> = batch.iter().map(|(_, m)| m.clone()).collect();
             let written = store.upsert_merchants(&merchants).await?;
             for ((line, _), (_, write)) in batch.iter().zip(written) {
@@ -295,7 +379,7 @@ async fn import_merchants(
             batch.clear();
             bar.set_position(reader.position().byte());
         }
-        if !more {
+        if end {
             break;
         }
     }
@@ -303,22 +387,115 @@ async fn import_merchants(
     Ok(report)
 }
 
-fn describe(errors: impl Iterator<Item = (&'static str, String)>) -> String {
+async fn import_loans(
+    store: &Store,
+    path: &Path,
+    options: &ImportOptions,
+) -> anyhow::Result<ImportReport> {
+    let (mut reader, size) = open(path)?;
+    let positions = column_positions(reader.headers()?, &LOAN_COLUMNS)?;
+    let bar = progress_bar(options.progress, size, "loans");
+    let mut report = ImportReport::new(path, FileKind::Loans);
+    let today = Utc::now().date_naive();
+    let mut merchants = MerchantCache::new();
+    let mut record = csv::StringRecord::new();
+    let mut batch: Vec<(u64, i64, Loan, Option<LoanOutcome>)> = Vec::new();
+    loop {
+        let step = read_step(&mut reader, &mut record, &mut report, options.strict)?;
+        if let Step::Row(line) = step {
+            let f = |i: usize| record.get(positions[i]).unwrap_or("");
+            let raw = RawLoan {
+                loan_id: f(0),
+                merchant_id: f(1),
+                disbursed_on: f(2),
+                principal: f(3),
+                currency: f(4),
+                term_days: f(5),
+            };
+            let verdict = match merchants.get(store, raw.merchant_id).await? {
+                None => Err(MerchantCache::unknown(raw.merchant_id)),
+                Some((key, currency)) => validate_loan(&raw, currency, today)
+                    .map_err(|errors| describe(&errors))
+                    .and_then(|loan| {
+                        let outcome = match f(6) {
+                            "" if f(7).is_empty() => Ok(None),
+                            kind => {
+                                let defaulted_on = Some(f(7)).filter(|s| !s.is_empty());
+                                validate_outcome(kind, defaulted_on, loan.disbursed_on, today)
+                                    .map(Some)
+                                    .map_err(|errors| describe(&errors))
+                            }
+                        }?;
+                        Ok((line, key, loan, outcome))
+                    }),
+            };
+            match verdict {
+                Ok(row) => batch.push(row),
+                Err(message) => report.reject(line, message, options.strict),
+            }
+        }
+        if report.aborted {
+            break;
+        }
+        let end = matches!(step, Step::End);
+        if batch.len() >= options.batch_size || (end && !batch.is_empty()) {
+            let rows: Vec<NewLoan<'_>> = batch
+                .iter()
+                .map(|(_, key, loan, outcome)| NewLoan {
+                    merchant_key: *key,
+                    loan,
+                    outcome: *outcome,
+                })
+                .collect();
+            let written = store.insert_loans(&rows).await?;
+            for ((line, _, loan, _), (write, outcome)) in batch.iter().zip(written) {
+                match write {
+                    LoanWrite::Created => report.stored += 1,
+                    LoanWrite::Duplicate => report.duplicates += 1,
+                    LoanWrite::Conflict(_) => report.bad_row(
+                        *line,
+                        format!("loan_id: {} is already stored with other terms", loan.id),
+                    ),
+                }
+                match outcome {
+                    Some(OutcomeWrite::Recorded | OutcomeWrite::Updated) => report.outcomes += 1,
+                    Some(OutcomeWrite::Conflict(stored)) => report.bad_row(
+                        *line,
+                        format!("outcome: loan {} is already recorded as {stored}", loan.id),
+                    ),
+                    Some(OutcomeWrite::Unchanged) | None => {}
+                }
+            }
+            batch.clear();
+            bar.set_position(reader.position().byte());
+        }
+        if end {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn describe<F: std::fmt::Display>(errors: &[(F, crate::domain::Invalid)]) -> String {
     errors
+        .iter()
         .map(|(f, m)| format!("{f}: {m}"))
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-fn payment_column(field: PaymentField) -> &'static str {
-    match field {
-        PaymentField::PaymentId => "payment_id",
-        PaymentField::OccurredAt => "occurred_at",
-        PaymentField::Amount => "amount",
-        PaymentField::Currency => "currency",
-        PaymentField::Kind => "kind",
-        PaymentField::Channel => "channel",
-        PaymentField::PayerRef => "payer_ref",
+impl std::fmt::Display for PaymentField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentField::PaymentId => "payment_id",
+            PaymentField::OccurredAt => "occurred_at",
+            PaymentField::Amount => "amount",
+            PaymentField::Currency => "currency",
+            PaymentField::Kind => "kind",
+            PaymentField::Channel => "channel",
+            PaymentField::PayerRef => "payer_ref",
+        })
     }
 }
 
@@ -327,14 +504,6 @@ struct Row {
     line: u64,
     merchant_key: i64,
     payment: Payment,
-}
-
-/// What the parsing thread found, beyond the rows it sent.
-struct ParseOutcome {
-    rows: u64,
-    bad_rows: Vec<BadRow>,
-    skipped: u64,
-    aborted: bool,
 }
 
 async fn import_payments(
@@ -376,16 +545,16 @@ async fn import_payments(
         report.duplicates += outcome.duplicates;
         for i in &outcome.conflicts {
             let row = &batch[*i];
-            report.bad_row(
+            report.reject(
                 row.line,
                 format!(
                     "payment_id: {} is already stored with different content",
                     row.payment.id
                 ),
+                options.strict,
             );
         }
-        if !outcome.conflicts.is_empty() && options.strict {
-            report.aborted = true;
+        if report.aborted {
             break;
         }
     }
@@ -408,63 +577,26 @@ async fn import_payments(
     Ok(report)
 }
 
+/// Runs on a blocking thread: reads, validates and sends batches; reports rows and bad rows.
 fn parse_payments(
     store: &Store,
     path: &Path,
     options: &ImportOptions,
     runtime: &tokio::runtime::Handle,
     tx: tokio::sync::mpsc::Sender<Vec<Row>>,
-) -> anyhow::Result<ParseOutcome> {
+) -> anyhow::Result<ImportReport> {
     let (mut reader, size) = open(path)?;
     let positions = column_positions(reader.headers()?, &PAYMENT_COLUMNS)?;
-    let bar = progress_bar(options.progress, size);
-    bar.set_message("payments");
+    let bar = progress_bar(options.progress, size, "payments");
     let now = Utc::now();
-    let mut merchants: HashMap<String, Option<(i64, Currency)>> = HashMap::new();
-    let mut out = ParseOutcome {
-        rows: 0,
-        bad_rows: Vec::new(),
-        skipped: 0,
-        aborted: false,
-    };
-    let bad = |out: &mut ParseOutcome, line: u64, message: String| {
-        out.skipped += 1;
-        if out.bad_rows.len() < MAX_LISTED_BAD_ROWS {
-            out.bad_rows.push(BadRow { line, message });
-        }
-    };
+    let mut merchants = MerchantCache::new();
+    let mut report = ImportReport::new(path, FileKind::Payments);
     let mut record = csv::StringRecord::new();
     let mut batch = Vec::with_capacity(options.batch_size);
     loop {
-        let more = match reader.read_record(&mut record) {
-            Ok(more) => more,
-            Err(e) if e.position().is_some() && !e.is_io_error() => {
-                out.rows += 1;
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                bad(&mut out, line, format!("unreadable CSV record: {e}"));
-                if options.strict {
-                    out.aborted = true;
-                    break;
-                }
-                continue;
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        if more {
-            out.rows += 1;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let step = read_step(&mut reader, &mut record, &mut report, options.strict)?;
+        if let Step::Row(line) = step {
             let f = |i: usize| record.get(positions[i]).unwrap_or("");
-            let merchant_id = f(0);
-            if !merchants.contains_key(merchant_id) {
-                let found = match MerchantId::parse(merchant_id) {
-                    Ok(id) => runtime
-                        .block_on(store.merchant(&id))
-                        .with_context(|| format!("looking up merchant {id}"))?
-                        .map(|m| (m.key, m.merchant.currency)),
-                    Err(_) => None,
-                };
-                merchants.insert(merchant_id.to_string(), found);
-            }
             let raw = RawPayment {
                 payment_id: f(1),
                 occurred_at: f(2),
@@ -474,37 +606,26 @@ fn parse_payments(
                 channel: f(6),
                 payer_ref: f(7),
             };
-            let verdict = match merchants.get(merchant_id).copied().flatten() {
-                None => Err(format!(
-                    "merchant_id: {:?} is not a known merchant (import its merchants file first)",
-                    merchant_id.chars().take(64).collect::<String>()
-                )),
+            let verdict = match runtime.block_on(merchants.get(store, f(0)))? {
+                None => Err(MerchantCache::unknown(f(0))),
                 Some((key, currency)) => validate_payment(&raw, currency, now)
                     .map(|payment| Row {
                         line,
                         merchant_key: key,
                         payment,
                     })
-                    .map_err(|errors| {
-                        describe(
-                            errors
-                                .iter()
-                                .map(|(f, e)| (payment_column(*f), e.to_string())),
-                        )
-                    }),
+                    .map_err(|errors| describe(&errors)),
             };
             match verdict {
                 Ok(row) => batch.push(row),
-                Err(message) => {
-                    bad(&mut out, line, message);
-                    if options.strict {
-                        out.aborted = true;
-                        break;
-                    }
-                }
+                Err(message) => report.reject(line, message, options.strict),
             }
         }
-        if batch.len() >= options.batch_size || (!more && !batch.is_empty()) {
+        if report.aborted {
+            break;
+        }
+        let end = matches!(step, Step::End);
+        if batch.len() >= options.batch_size || (end && !batch.is_empty()) {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(options.batch_size));
             if tx.blocking_send(full).is_err() {
                 // The writer stopped (an error, or --strict at a conflict); it reports why.
@@ -512,10 +633,10 @@ fn parse_payments(
             }
             bar.set_position(reader.position().byte());
         }
-        if !more {
+        if end {
             break;
         }
     }
     bar.finish_and_clear();
-    Ok(out)
+    Ok(report)
 }

@@ -4,8 +4,8 @@
 pub mod import;
 
 use crate::domain::{
-    Category, Channel, Currency, Invalid, Merchant, MerchantId, Money, PayerRef, Payment,
-    PaymentId, PaymentKind, RegionCode, RegionType,
+    Category, Channel, Currency, Invalid, Loan, LoanId, LoanOutcome, Merchant, MerchantId, Money,
+    OutcomeKind, PayerRef, Payment, PaymentId, PaymentKind, RegionCode, RegionType,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -141,26 +141,7 @@ pub fn validate_merchant(
     let region_type = v.check("region_type", RegionType::parse(raw.region_type));
     let region_code = v.check("region_code", RegionCode::parse(raw.region_code));
     let currency = v.check("currency", Currency::parse(raw.currency));
-    let onboarded_on = v.check(
-        "onboarded_on",
-        NaiveDate::parse_from_str(raw.onboarded_on, "%Y-%m-%d")
-            .map_err(|_| {
-                Invalid::new(format!(
-                    "{:?} is not a date in the form YYYY-MM-DD",
-                    raw.onboarded_on
-                ))
-            })
-            .and_then(|d| {
-                let earliest = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN);
-                if d > today {
-                    Err(Invalid::new(format!("{d} is in the future")))
-                } else if d < earliest {
-                    Err(Invalid::new(format!("{d} is before 2000-01-01")))
-                } else {
-                    Ok(d)
-                }
-            }),
-    );
+    let onboarded_on = v.check("onboarded_on", parse_past_date(raw.onboarded_on, today));
     match (
         id,
         name,
@@ -191,9 +172,164 @@ pub fn validate_merchant(
     }
 }
 
+/// Parses a `YYYY-MM-DD` date no earlier than 2000-01-01 and no later than `today`.
+pub fn parse_past_date(s: &str, today: NaiveDate) -> Result<NaiveDate, Invalid> {
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        Invalid::new(format!(
+            "{:?} is not a date in the form YYYY-MM-DD",
+            s.chars().take(40).collect::<String>()
+        ))
+    })?;
+    let earliest = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN);
+    if d > today {
+        Err(Invalid::new(format!("{d} is in the future")))
+    } else if d < earliest {
+        Err(Invalid::new(format!("{d} is before 2000-01-01")))
+    } else {
+        Ok(d)
+    }
+}
+
+/// The fields of a loan as text, before validation.
+#[derive(Debug, Clone, Copy)]
+pub struct RawLoan<'a> {
+    pub loan_id: &'a str,
+    pub merchant_id: &'a str,
+    pub disbursed_on: &'a str,
+    pub principal: &'a str,
+    pub currency: &'a str,
+    pub term_days: &'a str,
+}
+
+/// Validates a loan to a merchant whose settlement currency is `currency`.
+pub fn validate_loan(
+    raw: &RawLoan<'_>,
+    currency: Currency,
+    today: NaiveDate,
+) -> Result<Loan, Vec<(&'static str, Invalid)>> {
+    let mut v = Verdicts::new();
+    let id = v.check("loan_id", LoanId::parse(raw.loan_id));
+    let merchant_id = v.check("merchant_id", MerchantId::parse(raw.merchant_id));
+    let disbursed_on = v.check("disbursed_on", parse_past_date(raw.disbursed_on, today));
+    let lent_in = v.check(
+        "currency",
+        Currency::parse(raw.currency).and_then(|c| {
+            if c == currency {
+                Ok(c)
+            } else {
+                Err(Invalid::new(format!(
+                    "{c} is not the merchant's settlement currency, {currency}"
+                )))
+            }
+        }),
+    );
+    let principal = v.check(
+        "principal",
+        Money::parse(raw.principal, lent_in.unwrap_or(currency)).and_then(|m| {
+            if m.is_positive() {
+                Ok(m)
+            } else {
+                Err(Invalid::new(format!(
+                    "{} must be greater than zero",
+                    m.amount()
+                )))
+            }
+        }),
+    );
+    let term_days = v.check(
+        "term_days",
+        raw.term_days
+            .parse::<i64>()
+            .map_err(|_| Invalid::new(format!("{:?} is not a whole number of days", raw.term_days)))
+            .and_then(Loan::check_term),
+    );
+    match (id, merchant_id, disbursed_on, lent_in, principal, term_days) {
+        (
+            Some(id),
+            Some(merchant_id),
+            Some(disbursed_on),
+            Some(_),
+            Some(principal),
+            Some(term_days),
+        ) => Ok(Loan {
+            id,
+            merchant_id,
+            disbursed_on,
+            principal,
+            term_days,
+        }),
+        _ => Err(v.errors),
+    }
+}
+
+/// Validates the outcome of a loan disbursed on `disbursed_on`.
+pub fn validate_outcome(
+    outcome: &str,
+    defaulted_on: Option<&str>,
+    disbursed_on: NaiveDate,
+    today: NaiveDate,
+) -> Result<LoanOutcome, Vec<(&'static str, Invalid)>> {
+    let mut v = Verdicts::new();
+    let kind = v.check("outcome", OutcomeKind::parse(outcome));
+    let on = match defaulted_on {
+        Some(s) => v.check("defaulted_on", parse_past_date(s, today)).map(Some),
+        None => Some(None),
+    };
+    match (kind, on) {
+        (Some(kind), Some(on)) => {
+            LoanOutcome::new(kind, on, disbursed_on, today).map_err(|e| vec![("defaulted_on", e)])
+        }
+        _ => Err(v.errors),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loan_in_another_currency_or_with_a_bad_term_is_refused() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let raw = RawLoan {
+            loan_id: "L-1",
+            merchant_id: "m-1",
+            disbursed_on: "2026-01-10",
+            principal: "5000.00",
+            currency: "CNY",
+            term_days: "90",
+        };
+        let cny = Currency::parse("CNY").unwrap();
+        assert_eq!(
+            validate_loan(&raw, cny, today).unwrap().principal.minor(),
+            500_000
+        );
+        let bad = RawLoan {
+            currency: "USD",
+            term_days: "0",
+            principal: "0",
+            ..raw
+        };
+        let fields: Vec<_> = validate_loan(&bad, cny, today)
+            .unwrap_err()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(fields, ["currency", "principal", "term_days"]);
+    }
+
+    #[test]
+    fn an_outcome_before_disbursement_is_refused() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let disbursed = NaiveDate::from_ymd_opt(2026, 1, 10).unwrap();
+        let errors =
+            validate_outcome("defaulted", Some("2026-01-01"), disbursed, today).unwrap_err();
+        assert_eq!(errors[0].0, "defaulted_on");
+        assert!(validate_outcome("repaid", None, disbursed, today).is_ok());
+        assert_eq!(
+            validate_outcome("lost", None, disbursed, today).unwrap_err()[0].0,
+            "outcome"
+        );
+    }
 
     fn raw<'a>() -> RawPayment<'a> {
         RawPayment {

@@ -4,10 +4,12 @@
 //! set-up) lives in the backend's own file.
 
 mod error;
+mod loans;
 mod postgres;
 mod sqlite;
 
 pub use error::StoreError;
+pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
 use crate::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,

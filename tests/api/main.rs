@@ -5,6 +5,7 @@ mod helpers;
 
 mod health;
 mod import;
+mod loans;
 mod merchants;
 mod openapi;
 mod payments;
