@@ -49,7 +49,11 @@ fn main() -> std::io::Result<()> {
             .unwrap_or_default()
             .format("%Y-%m-%dT%H:%M:%SZ");
         let cents = 100 + state % 20_000;
-        let kind = if state.is_multiple_of(50) { "refund" } else { "sale" };
+        let kind = if state.is_multiple_of(50) {
+            "refund"
+        } else {
+            "sale"
+        };
         writeln!(
             p,
             "bm-{merchant:06},p-{n:08},{ts},{}.{:02},CNY,{kind},{},payer-{}",

@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the handlers' annotations.
 
 pub mod error;
+mod features;
 mod health;
 mod loans;
 mod merchants;
@@ -55,6 +56,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/merchants/{merchant_id}/payments")
                 .route(web::post().to(payments::ingest))
                 .route(web::get().to(payments::list)),
+        )
+        .service(web::resource("/v1/features").route(web::get().to(features::catalog)))
+        .service(
+            web::resource("/v1/merchants/{merchant_id}/features")
+                .route(web::get().to(features::merchant_features)),
         )
         .service(
             web::resource("/v1/merchants/{merchant_id}/loans")
@@ -159,6 +165,8 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         merchants::get,
         payments::ingest,
         payments::list,
+        features::catalog,
+        features::merchant_features,
         loans::create,
         loans::get,
         loans::record_outcome,
@@ -168,6 +176,7 @@ Errors are RFC 9457 problem documents (application/problem+json)."
     tags(
         (name = "merchants", description = "Merchants as the payment platform describes them"),
         (name = "payments", description = "Payment histories, ingested exactly once"),
+        (name = "features", description = "Point-in-time features of a merchant's history, and their catalog"),
         (name = "loans", description = "Loans and their outcomes: the labels for retraining"),
         (name = "operations", description = "Liveness and readiness"),
     )

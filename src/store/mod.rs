@@ -15,6 +15,7 @@ use crate::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
     PaymentKind, RegionCode, RegionType,
 };
+use crate::features::{PaymentFact, payer_key};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use std::time::Duration;
@@ -505,6 +506,38 @@ impl Store {
             None
         };
         Ok(PaymentPage { payments, next })
+    }
+
+    /// A merchant's payments strictly before `before`, reduced to what features use. Nothing at
+    /// or after `before` is read, so features as of that instant cannot see the future.
+    pub async fn payment_facts(
+        &self,
+        merchant_key: i64,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<PaymentFact>, StoreError> {
+        let sql = "SELECT occurred_at, amount_minor, kind, channel, payer_ref FROM payments
+                   WHERE merchant = $1 AND occurred_at < $2";
+        let before = before.timestamp_micros();
+        let bad =
+            |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
+        with_reader!(self, pool => {
+            sqlx::query(sql)
+                .bind(merchant_key)
+                .bind(before)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(PaymentFact {
+                        at_micros: row.try_get("occurred_at")?,
+                        amount_minor: row.try_get("amount_minor")?,
+                        kind: PaymentKind::parse(row.try_get::<&str, _>("kind")?).map_err(|e| bad("kind", e))?,
+                        channel: Channel::parse(row.try_get::<&str, _>("channel")?).map_err(|e| bad("channel", e))?,
+                        payer: payer_key(row.try_get::<&str, _>("payer_ref")?),
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Stores a batch of payments in one transaction, committed before this returns.

@@ -3,9 +3,11 @@
 
 mod helpers;
 
+mod features;
 mod health;
 mod import;
 mod loans;
 mod merchants;
 mod openapi;
 mod payments;
+mod simulated;

@@ -1,0 +1,514 @@
+//! A synthetic population of merchants with known risk: `merchants.csv`, `payments.csv`,
+//! `loans.csv` (what `smecredit import` reads) and `truth.csv` (each loan's true probability of
+//! default as drawn). The generative model is documented in `src/simulate/README.md`.
+//!
+//! Deterministic for a seed: every merchant draws from its own ChaCha stream keyed by
+//! (seed, merchant index, phase), so the output does not depend on the number of threads.
+
+mod fmt;
+mod model;
+
+use crate::domain::Currency;
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use model::{
+    MerchantOutput, MerchantStats, Plan, calibrate, generate_merchant, merchant_row, plan_merchant,
+};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// Settings of a simulation run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Number of merchants (≥ 1).
+    pub merchants: usize,
+    pub seed: u64,
+    /// Target share of disbursed loans that default within their term (0 < rate < 1).
+    pub default_rate: f64,
+    /// Export date: every payment occurred before `end` 00:00 UTC; a loan whose term ends after
+    /// `end` is still open. Fixed, so that output never depends on today's date.
+    pub end: NaiveDate,
+    /// History length of an ordinary merchant: drawn uniformly in `[0.75, 1] × history_days`.
+    pub history_days: u32,
+    /// Share of thin-file merchants: 30 to 150 days of history, first loan after 14 to 89 days.
+    pub thin_file_share: f64,
+    /// ISO 4217 code with 2 decimal places.
+    pub currency: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            merchants: 1_000,
+            seed: 42,
+            default_rate: 0.05,
+            end: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or(NaiveDate::MIN),
+            history_days: 365,
+            thin_file_share: 0.15,
+            currency: "CNY".to_string(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Checks every setting; the error names the offending value.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.merchants == 0 || self.merchants > 10_000_000 {
+            bail!(
+                "merchants must be between 1 and 10000000, got {}",
+                self.merchants
+            );
+        }
+        if !(self.default_rate > 0.0 && self.default_rate < 1.0) {
+            bail!(
+                "default_rate must be strictly between 0 and 1, got {}",
+                self.default_rate
+            );
+        }
+        if !(150..=3650).contains(&self.history_days) {
+            bail!(
+                "history_days must be between 150 and 3650, got {}",
+                self.history_days
+            );
+        }
+        if !(0.0..=1.0).contains(&self.thin_file_share) {
+            bail!(
+                "thin_file_share must be between 0 and 1, got {}",
+                self.thin_file_share
+            );
+        }
+        let currency =
+            Currency::parse(&self.currency).map_err(|e| anyhow::anyhow!("currency: {e}"))?;
+        if currency.exponent() != 2 {
+            bail!(
+                "currency must have 2 decimal places (like CNY), {} has {}",
+                self.currency,
+                currency.exponent()
+            );
+        }
+        let earliest = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN)
+            + chrono::Duration::days(i64::from(self.history_days) + 1);
+        if self.end < earliest {
+            bail!(
+                "end {} is too early: with history_days {} payments would predate 2000-01-01",
+                self.end,
+                self.history_days
+            );
+        }
+        let last = NaiveDate::from_ymd_opt(model::LAST_LNY_YEAR, 12, 31).unwrap_or(NaiveDate::MAX);
+        if self.end > last {
+            bail!(
+                "end {} is beyond {last}, the last year of the Lunar New Year table",
+                self.end
+            );
+        }
+        let today = chrono::Utc::now().date_naive();
+        if self.end > today {
+            bail!(
+                "end {} is in the future (today is {today}); import would refuse its payments",
+                self.end
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSummary {
+    pub merchants: usize,
+    /// Merchants with a thin file (a short history, borrowing before 90 days).
+    pub thin_file_merchants: usize,
+    pub payments: u64,
+    pub loans: u64,
+    /// Loans whose term ended by `end` (they all have an outcome).
+    pub matured_loans: u64,
+    /// Share of all loans whose drawn outcome is a default (including open loans that will
+    /// default after `end`): the quantity calibrated to `default_rate`.
+    pub realised_default_rate: f64,
+    /// Share of matured loans that defaulted: what a user of the CSV files can observe.
+    pub matured_default_rate: f64,
+    /// Mean of the true PDs of all loans.
+    pub mean_true_pd: f64,
+    /// The calibrated intercept of the PD model.
+    pub intercept: f64,
+}
+
+const MERCHANTS_HEADER: &[u8] =
+    b"merchant_id,name,category,region_type,region_code,currency,onboarded_on\n";
+const PAYMENTS_HEADER: &[u8] =
+    b"merchant_id,payment_id,occurred_at,amount,currency,kind,channel,payer_ref\n";
+const LOANS_HEADER: &[u8] =
+    b"loan_id,merchant_id,disbursed_on,principal,currency,term_days,outcome,defaulted_on\n";
+const TRUTH_HEADER: &[u8] = b"loan_id,merchant_id,true_pd\n";
+
+fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
+    let path = dir.join(name);
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+}
+
+/// Phase 1 for the whole population, in parallel, in index order.
+fn plan_population(cfg: &SimConfig) -> Vec<Plan> {
+    let n = cfg.merchants;
+    let threads = workers().min(n);
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(n))
+                        .map(|i| plan_merchant(cfg, i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Simulates the population and writes the four CSV files into `out_dir` (created if needed).
+pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result<SimSummary> {
+    config.validate()?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+
+    let plans = plan_population(config);
+    let alpha = calibrate(&plans, config.default_rate);
+
+    let mut merchants = create(out_dir, "merchants.csv")?;
+    merchants.write_all(MERCHANTS_HEADER)?;
+    let mut row = Vec::with_capacity(128);
+    for p in &plans {
+        row.clear();
+        merchant_row(&mut row, config, p);
+        merchants.write_all(&row)?;
+    }
+    merchants.flush()?;
+
+    let mut payments = create(out_dir, "payments.csv")?;
+    let mut loans = create(out_dir, "loans.csv")?;
+    let mut truth = create(out_dir, "truth.csv")?;
+    payments.write_all(PAYMENTS_HEADER)?;
+    loans.write_all(LOANS_HEADER)?;
+    truth.write_all(TRUTH_HEADER)?;
+
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(plans.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} simulating [{bar:40}] {pos}/{len} merchants, {elapsed_precise} (eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let mut total = MerchantStats::default();
+    let next = AtomicUsize::new(0);
+    let threads = workers().min(plans.len());
+    let write_result: anyhow::Result<()> = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, MerchantOutput)>(256);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (plans, next) = (&plans, &next);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plans.len() {
+                        break;
+                    }
+                    let out = generate_merchant(config, &plans[i], alpha);
+                    if tx.send((i, out)).is_err() {
+                        break; // the writer gave up
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // write in merchant order whatever the order of completion
+        let mut pending: BTreeMap<usize, MerchantOutput> = BTreeMap::new();
+        let mut expected = 0usize;
+        for (i, out) in rx {
+            pending.insert(i, out);
+            while let Some(out) = pending.remove(&expected) {
+                payments.write_all(&out.payments)?;
+                loans.write_all(&out.loans)?;
+                truth.write_all(&out.truth)?;
+                let st = out.stats;
+                total.payments += st.payments;
+                total.loans += st.loans;
+                total.defaults_drawn += st.defaults_drawn;
+                total.matured += st.matured;
+                total.matured_defaults += st.matured_defaults;
+                total.pd_sum += st.pd_sum;
+                expected += 1;
+                bar.inc(1);
+            }
+        }
+        if expected != plans.len() {
+            bail!(
+                "a simulation worker stopped early ({expected} of {} merchants)",
+                plans.len()
+            );
+        }
+        Ok(())
+    });
+    write_result?;
+    for w in [&mut payments, &mut loans, &mut truth] {
+        w.flush()?;
+    }
+    bar.finish_and_clear();
+
+    let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+    Ok(SimSummary {
+        merchants: plans.len(),
+        thin_file_merchants: plans.iter().filter(|p| p.thin).count(),
+        payments: total.payments,
+        loans: total.loans,
+        matured_loans: total.matured,
+        realised_default_rate: ratio(total.defaults_drawn, total.loans),
+        matured_default_rate: ratio(total.matured_defaults, total.matured),
+        mean_true_pd: if total.loans > 0 {
+            total.pd_sum / total.loans as f64
+        } else {
+            0.0
+        },
+        intercept: alpha,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::model::{CATEGORIES, draw_outcomes, expected_defaults, outcome_rng, season_factor};
+    use super::*;
+    use crate::domain::RegionType;
+
+    fn config(merchants: usize, seed: u64) -> SimConfig {
+        SimConfig {
+            merchants,
+            seed,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_default_end_is_fixed_and_valid() {
+        let c = SimConfig::default();
+        assert_eq!(c.end, NaiveDate::from_ymd_opt(2026, 6, 30).unwrap());
+        assert_eq!(c.default_rate, 0.05);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_offending_value() {
+        let bad = |f: fn(&mut SimConfig), needle: &str| {
+            let mut c = SimConfig::default();
+            f(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+        };
+        bad(
+            |c| c.merchants = 0,
+            "merchants must be between 1 and 10000000, got 0",
+        );
+        bad(
+            |c| c.default_rate = 1.0,
+            "default_rate must be strictly between 0 and 1, got 1",
+        );
+        bad(|c| c.default_rate = f64::NAN, "got NaN");
+        bad(
+            |c| c.history_days = 30,
+            "history_days must be between 150 and 3650, got 30",
+        );
+        bad(
+            |c| c.thin_file_share = 1.5,
+            "thin_file_share must be between 0 and 1, got 1.5",
+        );
+        bad(|c| c.currency = "JPY".into(), "JPY has 0");
+        bad(
+            |c| c.currency = "yuan".into(),
+            "\"yuan\" is not an ISO 4217",
+        );
+        bad(
+            |c| c.end = NaiveDate::from_ymd_opt(2000, 3, 1).unwrap(),
+            "end 2000-03-01 is too early",
+        );
+        bad(
+            |c| c.end = NaiveDate::from_ymd_opt(2035, 12, 31).unwrap(),
+            "is in the future",
+        );
+    }
+
+    #[test]
+    fn the_drawn_default_rate_hits_the_setting() {
+        for (rate, n) in [(0.05, 12_000), (0.12, 4_000)] {
+            let cfg = SimConfig {
+                default_rate: rate,
+                ..config(n, 3)
+            };
+            let plans = plan_population(&cfg);
+            let alpha = calibrate(&plans, rate);
+            let (d, l) = plans
+                .iter()
+                .map(|p| expected_defaults(p, alpha))
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            assert!(
+                (d / l - rate).abs() < 1e-9,
+                "expected rate {} at {rate}",
+                d / l
+            );
+            let (mut loans, mut defaults, mut pd_sum) = (0usize, 0usize, 0.0);
+            for p in &plans {
+                let (outcomes, _) = draw_outcomes(p, alpha, &mut outcome_rng(&cfg, p));
+                loans += outcomes.len();
+                defaults += outcomes.iter().filter(|o| o.default_day.is_some()).count();
+                pd_sum += outcomes.iter().map(|o| o.pd).sum::<f64>();
+            }
+            let realised = defaults as f64 / loans as f64;
+            let se = (rate * (1.0 - rate) / loans as f64).sqrt();
+            assert!(
+                (realised - rate).abs() < 4.0 * se,
+                "realised {realised} vs {rate} over {loans} loans"
+            );
+            assert!((pd_sum / loans as f64 - rate).abs() < 4.0 * se);
+        }
+    }
+
+    #[test]
+    fn risk_does_not_depend_on_region_type_but_seasonality_does() {
+        let cfg = config(12_000, 5);
+        let plans = plan_population(&cfg);
+        let alpha = calibrate(&plans, cfg.default_rate);
+        let mut pd = [(0.0, 0usize); 3];
+        let mut health0 = [(0.0, 0usize); 3];
+        for p in &plans {
+            let r = RegionType::ALL.iter().position(|x| *x == p.region).unwrap();
+            for l in &p.loans {
+                pd[r].0 += 1.0 / (1.0 + (-(alpha + l.score)).exp());
+                pd[r].1 += 1;
+            }
+            health0[r].0 += f64::from(p.health[0]);
+            health0[r].1 += 1;
+        }
+        let mean = |(s, n): (f64, usize)| s / n as f64;
+        let overall =
+            pd.iter().map(|x| x.0).sum::<f64>() / pd.iter().map(|x| x.1).sum::<usize>() as f64;
+        for r in 0..3 {
+            assert!(
+                pd[r].1 > 1_500,
+                "{:?}: {} loans",
+                RegionType::ALL[r],
+                pd[r].1
+            );
+            assert!(
+                (mean(pd[r]) - overall).abs() < 0.01,
+                "{:?}: mean true PD {} vs {overall}",
+                RegionType::ALL[r],
+                mean(pd[r])
+            );
+            assert!(
+                (mean(health0[r])).abs() < 0.05,
+                "{:?} health {}",
+                RegionType::ALL[r],
+                mean(health0[r])
+            );
+        }
+        // rural trades more seasonally: the spread of the yearly multiplier is larger
+        let grocery = &CATEGORIES[1];
+        let spread = |region| {
+            let xs: Vec<f64> = (0..365)
+                .map(|d| {
+                    season_factor(
+                        grocery,
+                        region,
+                        NaiveDate::from_ymd_opt(2025, 3, 1).unwrap() + chrono::Duration::days(d),
+                    )
+                })
+                .collect();
+            let m = xs.iter().sum::<f64>() / 365.0;
+            (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 365.0).sqrt()
+        };
+        assert!(spread(RegionType::Rural) > 1.2 * spread(RegionType::Urban));
+    }
+
+    #[test]
+    fn lunar_new_year_is_a_dip_and_the_weeks_before_a_rush() {
+        let lny = NaiveDate::from_ymd_opt(2026, 2, 17).unwrap();
+        for cat in &CATEGORIES {
+            let during = season_factor(cat, RegionType::Urban, lny + chrono::Duration::days(2));
+            let month_later =
+                season_factor(cat, RegionType::Urban, lny + chrono::Duration::days(30));
+            assert!(
+                during < 0.6 * month_later,
+                "{}: {during} vs {month_later}",
+                cat.slug
+            );
+        }
+        let grocery = &CATEGORIES[1];
+        let before = season_factor(grocery, RegionType::Urban, lny - chrono::Duration::days(7));
+        let after = season_factor(grocery, RegionType::Urban, lny + chrono::Duration::days(30));
+        assert!(before > 1.2 * after);
+    }
+
+    #[test]
+    fn thin_files_borrow_early_others_after_90_days_and_some_merchants_fail() {
+        let cfg = config(5_000, 9);
+        let plans = plan_population(&cfg);
+        let thin = plans.iter().filter(|p| p.thin).count() as f64 / plans.len() as f64;
+        assert!(
+            (thin - cfg.thin_file_share).abs() < 0.03,
+            "thin share {thin}"
+        );
+        for p in &plans {
+            assert!(p.history_days <= cfg.history_days);
+            for (i, l) in p.loans.iter().enumerate() {
+                if p.thin {
+                    assert!((14..90).contains(&l.day) && p.history_days <= 150);
+                } else {
+                    assert!(l.day >= 90);
+                }
+                assert!(l.day + 5 <= p.history_days);
+                assert!(p.fail_day.is_none_or(|f| l.day < f));
+                if i > 0 {
+                    let prev = &p.loans[i - 1];
+                    assert!(l.day >= prev.day + prev.term, "loans overlap");
+                }
+            }
+        }
+        let failing =
+            plans.iter().filter(|p| p.fail_day.is_some()).count() as f64 / plans.len() as f64;
+        assert!((0.01..0.25).contains(&failing), "failing share {failing}");
+        let with_loans =
+            plans.iter().filter(|p| !p.loans.is_empty()).count() as f64 / plans.len() as f64;
+        assert!(
+            (0.6..0.9).contains(&with_loans),
+            "share with loans {with_loans}"
+        );
+        assert!(plans.iter().any(|p| p.loans.len() >= 2));
+    }
+
+    #[test]
+    fn plans_are_deterministic_per_seed_and_index() {
+        let a = plan_merchant(&config(10, 1), 7);
+        let b = plan_merchant(&config(99, 1), 7);
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.health, b.health);
+        let c = plan_merchant(&config(10, 2), 7);
+        assert_ne!(a.health, c.health);
+    }
+}

@@ -1,0 +1,106 @@
+use crate::helpers::{Backend, fields, payment_json, problem, spawn_app};
+use crate::on_both_backends;
+use serde_json::{Value, json};
+
+fn feature<'a>(body: &'a Value, name: &str) -> &'a Value {
+    let entry = body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name);
+    &entry.unwrap_or_else(|| panic!("no feature {name} in {body}"))["value"]
+}
+
+async fn the_catalog_describes_every_feature_in_english_and_chinese(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let catalog: Value = app.get("/v1/features").await.json().await.unwrap();
+    assert_eq!(catalog["catalog_version"], "v1");
+    let features = catalog["features"].as_array().unwrap();
+    assert!(features.len() >= 20, "{}", features.len());
+    for f in features {
+        for key in [
+            "name",
+            "description_en",
+            "description_zh",
+            "unit",
+            "direction",
+            "missing_when_en",
+            "missing_when_zh",
+        ] {
+            assert!(
+                f[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} of {f}"
+            );
+        }
+    }
+}
+
+/// Three sales and a refund, the last sale on the as_of day itself. Expected values by hand:
+/// as of 2026-11-10 (00:00 UTC) the sale at 10:00 that day is invisible, so net sales over 30
+/// days = 10.00 + 20.00 − 5.00 = 25.00; as of 2026-11-11 it counts: 25.00 + 40.00 = 65.00.
+async fn features_are_computed_point_in_time_from_stored_payments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_merchant("m-1").await;
+    let mut refund = payment_json("r-1", "2026-11-05T12:00:00Z", "5.00");
+    refund["kind"] = json!("refund");
+    app.post_payments(
+        "m-1",
+        vec![
+            payment_json("p-1", "2026-11-01T09:00:00Z", "10.00"),
+            payment_json("p-2", "2026-11-02T09:00:00Z", "20.00"),
+            refund,
+            payment_json("p-3", "2026-11-10T10:00:00Z", "40.00"),
+        ],
+    )
+    .await;
+    let before: Value = app
+        .get("/v1/merchants/m-1/features?as_of=2026-11-10")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["as_of"], "2026-11-10T00:00:00Z");
+    assert_eq!(
+        feature(&before, "net_sales_30d"),
+        &json!({"amount": "25.00", "currency": "CNY"})
+    );
+    let after: Value = app
+        .get("/v1/merchants/m-1/features?as_of=2026-11-11T00:00:00Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feature(&after, "net_sales_30d"),
+        &json!({"amount": "65.00", "currency": "CNY"})
+    );
+    // 5.00 refunded of 70.00 sold over 90 days
+    let share = feature(&after, "refund_share_90d").as_f64().unwrap();
+    assert!((share - 5.0 / 70.0).abs() < 1e-12, "{share}");
+    // onboarded in 2024, the merchant was on the platform for the whole year: a real sum
+    assert_eq!(
+        feature(&after, "net_sales_365d"),
+        &json!({"amount": "65.00", "currency": "CNY"})
+    );
+    // no sale for 90 days before the first one: the growth ratio's base is zero, so it is missing
+    assert_eq!(feature(&after, "net_sales_growth_90d"), &Value::Null);
+}
+
+async fn bad_as_of_and_unknown_merchants_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_merchant("m-1").await;
+    let (status, body) = problem(app.get("/v1/merchants/m-1/features?as_of=yesterday").await).await;
+    assert_eq!((status, fields(&body)), (422, vec!["as_of".to_string()]));
+    let (status, _) = problem(app.get("/v1/merchants/m-1/features?as_of=2999-01-01").await).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        problem(app.get("/v1/merchants/m-2/features").await).await.0,
+        404
+    );
+}
+
+on_both_backends!(
+    the_catalog_describes_every_feature_in_english_and_chinese,
+    features_are_computed_point_in_time_from_stored_payments,
+    bad_as_of_and_unknown_merchants_are_refused,
+);
