@@ -4,7 +4,7 @@
 -- A loan as disbursed. Append-only: a loan id always means the same loan.
 CREATE TABLE loans (
     id               BIGSERIAL PRIMARY KEY,
-    loan_id          TEXT    NOT NULL UNIQUE,
+    loan_id          TEXT    COLLATE "C" NOT NULL UNIQUE,
     merchant         BIGINT  NOT NULL REFERENCES merchants (id),
     disbursed_on     TEXT    NOT NULL,
     principal_minor  BIGINT  NOT NULL CHECK (principal_minor > 0),

@@ -525,20 +525,48 @@ async fn import_payments(
     } else {
         OnConflict::SkipConflicting
     };
+    // Writers in flight: PostgreSQL runs each transaction in its own server process, so two
+    // writers use both cores; SQLite has one writer anyway; --strict writes one batch at a time
+    // so that nothing after the failing batch is stored.
+    let writers = if options.strict {
+        1
+    } else {
+        store.write_concurrency()
+    };
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut write_error = None;
-    while let Some(batch) = rx.recv().await {
-        let rows: Vec<NewPayment<'_>> = batch
-            .iter()
-            .map(|r| NewPayment {
-                merchant_key: r.merchant_key,
-                payment: &r.payment,
-            })
-            .collect();
-        let outcome = match store.insert_payments(&rows, on_conflict).await {
+    let mut receiving = true;
+    while receiving || !in_flight.is_empty() {
+        if receiving && in_flight.len() < writers {
+            match rx.recv().await {
+                Some(batch) => {
+                    let store = store.clone();
+                    in_flight.spawn(async move {
+                        let rows: Vec<NewPayment<'_>> = batch
+                            .iter()
+                            .map(|r| NewPayment {
+                                merchant_key: r.merchant_key,
+                                payment: &r.payment,
+                            })
+                            .collect();
+                        let outcome = store.insert_payments(&rows, on_conflict).await;
+                        (batch, outcome)
+                    });
+                    continue;
+                }
+                None => receiving = false,
+            }
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            continue;
+        };
+        let (batch, outcome) = joined.context("a writer task failed")?;
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
                 write_error = Some(e);
-                break;
+                receiving = false;
+                continue;
             }
         };
         report.stored += outcome.accepted;
@@ -555,7 +583,7 @@ async fn import_payments(
             );
         }
         if report.aborted {
-            break;
+            receiving = false;
         }
     }
     // Dropping the receiver stops the parser at its next send.

@@ -304,6 +304,15 @@ impl Store {
         }
     }
 
+    /// How many write transactions are worth running at once: one for SQLite (one writer at a
+    /// time), two for PostgreSQL (each transaction is a server process of its own).
+    pub fn write_concurrency(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite { .. } => 1,
+            Backend::Postgres(_) => 2,
+        }
+    }
+
     /// Applies the migrations that have not run yet. Idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {

@@ -62,25 +62,18 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 /// Keys per content look-up: 2 parameters each.
 const KEYS_PER_LOOKUP: usize = 1_000;
 
+/// Bulk statements use anonymous `?` parameters: for a numbered one (`$7000`) sqlx asks SQLite
+/// for its name, which SQLite finds by a linear scan, so binding n of them costs O(n²) — 90% of
+/// the import's time at 7,000 parameters.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO payments (merchant, payment_id, occurred_at, amount_minor, kind, channel, payer_ref) VALUES ",
     );
     for i in 0..rows {
-        let p = i * 7;
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${},${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7
-        ));
+        sql.push_str("(?,?,?,?,?,?,?)");
     }
     sql.push_str(" ON CONFLICT (merchant, payment_id) DO NOTHING");
     sql
@@ -138,7 +131,7 @@ pub(super) async fn insert_payments(
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${},${})", 2 * i + 1, 2 * i + 2));
+            sql.push_str("(?,?)");
         }
         sql.push(')');
         let mut q = sqlx::query(AssertSqlSafe(sql));
