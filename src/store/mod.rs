@@ -524,29 +524,36 @@ impl Store {
         merchant_key: i64,
         before: DateTime<Utc>,
     ) -> Result<Vec<PaymentFact>, StoreError> {
-        let sql = "SELECT occurred_at, amount_minor, kind, channel, payer_ref FROM payments
-                   WHERE merchant = $1 AND occurred_at < $2";
         let before = before.timestamp_micros();
+        let pool = match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                return sqlite::payment_facts(reader, merchant_key, before).await;
+            }
+            Backend::Postgres(pool) => pool,
+        };
         let bad =
             |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
-        with_reader!(self, pool => {
-            sqlx::query(sql)
-                .bind(merchant_key)
-                .bind(before)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(PaymentFact {
-                        at_micros: row.try_get("occurred_at")?,
-                        amount_minor: row.try_get("amount_minor")?,
-                        kind: PaymentKind::parse(row.try_get::<&str, _>("kind")?).map_err(|e| bad("kind", e))?,
-                        channel: Channel::parse(row.try_get::<&str, _>("channel")?).map_err(|e| bad("channel", e))?,
-                        payer: payer_key(row.try_get::<&str, _>("payer_ref")?),
-                    })
-                })
-                .collect()
+        sqlx::query(
+            "SELECT occurred_at, amount_minor, kind, channel, payer_ref FROM payments
+             WHERE merchant = $1 AND occurred_at < $2",
+        )
+        .bind(merchant_key)
+        .bind(before)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(PaymentFact {
+                at_micros: row.try_get("occurred_at")?,
+                amount_minor: row.try_get("amount_minor")?,
+                kind: PaymentKind::parse(row.try_get::<&str, _>("kind")?)
+                    .map_err(|e| bad("kind", e))?,
+                channel: Channel::parse(row.try_get::<&str, _>("channel")?)
+                    .map_err(|e| bad("channel", e))?,
+                payer: payer_key(row.try_get::<&str, _>("payer_ref")?),
+            })
         })
+        .collect()
     }
 
     /// Stores a batch of payments in one transaction, committed before this returns.
