@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod features;
 pub mod ingest;
+pub mod policy;
 pub mod simulate;
 pub mod startup;
 pub mod store;
