@@ -3,11 +3,13 @@
 //! that both databases accept is written once here, and what differs (bulk insert, connection
 //! set-up) lives in the backend's own file.
 
+mod decisions;
 mod error;
 mod loans;
 mod postgres;
 mod sqlite;
 
+pub use decisions::DecisionRow;
 pub use error::StoreError;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
@@ -17,7 +19,8 @@ use crate::domain::{
 };
 use crate::features::{PaymentFact, payer_key};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::Row;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Row, SqlSafeStr};
 use std::time::Duration;
 
 /// Connection settings for [`Store::connect`].
@@ -181,6 +184,46 @@ pub struct PaymentQuery {
     pub limit: u32,
 }
 
+/// Every migration in order: version, description, SQLite SQL, PostgreSQL SQL. A shipped
+/// migration is never edited; a change is a new one.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "merchants and payments",
+        include_str!("../../migrations/sqlite/0001_merchants_and_payments.sql"),
+        include_str!("../../migrations/postgres/0001_merchants_and_payments.sql"),
+    ),
+    (
+        2,
+        "loans",
+        include_str!("../../migrations/sqlite/0002_loans.sql"),
+        include_str!("../../migrations/postgres/0002_loans.sql"),
+    ),
+    (
+        3,
+        "decisions and settings",
+        include_str!("../../migrations/sqlite/0003_decisions.sql"),
+        include_str!("../../migrations/postgres/0003_decisions.sql"),
+    ),
+];
+
+fn migrator(sql: fn(&(i64, &str, &'static str, &'static str)) -> &'static str) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                Migration::new(
+                    m.0,
+                    m.1.into(),
+                    MigrationType::Simple,
+                    sql(m).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 const MERCHANT_COLUMNS: &str = "id, merchant_id, name, category, region_type, region_code, currency, onboarded_on, created_at, updated_at";
 
 fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
@@ -316,8 +359,8 @@ impl Store {
     /// Applies the migrations that have not run yet. Idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite { writer, .. } => sqlite::migrator().run(writer).await,
-            Backend::Postgres(pool) => postgres::migrator().run(pool).await,
+            Backend::Sqlite { writer, .. } => migrator(|m| m.2).run(writer).await,
+            Backend::Postgres(pool) => migrator(|m| m.3).run(pool).await,
         }
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))
     }

@@ -3,30 +3,8 @@
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::collections::HashMap;
-
-pub(super) fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "merchants and payments".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0001_merchants_and_payments.sql")
-                .into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "loans".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/postgres/0002_loans.sql").into_sql_str(),
-            false,
-        ),
-    ])
-}
 
 pub(super) async fn connect(o: &StoreOptions) -> Result<PgPool, StoreError> {
     Ok(PgPoolOptions::new()

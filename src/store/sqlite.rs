@@ -6,33 +6,13 @@ use super::{
 };
 use crate::domain::{Channel, PaymentKind};
 use crate::features::{PaymentFact, payer_key};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, SqlSafeStr};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::OnceLock;
-
-pub(super) fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "merchants and payments".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0001_merchants_and_payments.sql").into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "loans".into(),
-            MigrationType::Simple,
-            include_str!("../../migrations/sqlite/0002_loans.sql").into_sql_str(),
-            false,
-        ),
-    ])
-}
 
 pub(super) async fn connect(o: &StoreOptions) -> Result<(SqlitePool, SqlitePool), StoreError> {
     let options = SqliteConnectOptions::from_str(&o.url)

@@ -1,0 +1,171 @@
+//! The decision audit log (append-only) and service settings.
+
+use super::{Backend, StoreError, micros_to_time};
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// One decision as logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionRow {
+    pub decision_id: String,
+    /// `None` for stateless scoring of a merchant that is not stored.
+    pub merchant_key: Option<i64>,
+    pub model_version: String,
+    pub policy_version: String,
+    pub decision: String,
+    /// Who asked (the API key's name once keys exist).
+    pub caller: String,
+    pub request_id: String,
+    pub created_at: DateTime<Utc>,
+    /// The full decision with its inputs, as JSON.
+    pub record: serde_json::Value,
+}
+
+impl Store {
+    /// Appends a decision to the audit log; committed before this returns.
+    pub async fn insert_decision(&self, d: &DecisionRow) -> Result<(), StoreError> {
+        let record = serde_json::to_string(&d.record).map_err(|e| StoreError::Other(e.into()))?;
+        let sql = "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query(sql)
+                    .bind(&d.decision_id)
+                    .bind(d.merchant_key)
+                    .bind(&d.model_version)
+                    .bind(&d.policy_version)
+                    .bind(&d.decision)
+                    .bind(&d.caller)
+                    .bind(&d.request_id)
+                    .bind(d.created_at.timestamp_micros())
+                    .bind(&record)
+                    .execute($pool)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => run!(writer),
+            Backend::Postgres(pool) => run!(pool),
+        };
+        Ok(())
+    }
+
+    pub async fn decision(&self, decision_id: &str) -> Result<Option<DecisionRow>, StoreError> {
+        let sql = "SELECT decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record
+                   FROM decisions WHERE decision_id = $1";
+        macro_rules! run {
+            ($pool:expr) => {
+                match sqlx::query(sql)
+                    .bind(decision_id)
+                    .fetch_optional($pool)
+                    .await?
+                {
+                    None => None,
+                    Some(row) => {
+                        let record: String = row.try_get("record")?;
+                        Some(DecisionRow {
+                            decision_id: row.try_get("decision_id")?,
+                            merchant_key: row.try_get("merchant")?,
+                            model_version: row.try_get("model_version")?,
+                            policy_version: row.try_get("policy_version")?,
+                            decision: row.try_get("decision")?,
+                            caller: row.try_get("caller")?,
+                            request_id: row.try_get("request_id")?,
+                            created_at: micros_to_time(row.try_get("created_at")?)?,
+                            record: serde_json::from_str(&record).map_err(|e| {
+                                StoreError::corrupt(format!("decision record: {e}"))
+                            })?,
+                        })
+                    }
+                }
+            };
+        }
+        Ok(match &self.backend {
+            Backend::Sqlite { reader, .. } => run!(reader),
+            Backend::Postgres(pool) => run!(pool),
+        })
+    }
+
+    /// A service setting, such as the active model version.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT value FROM settings WHERE key = $1";
+        Ok(match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                sqlx::query_scalar(sql)
+                    .bind(key)
+                    .fetch_optional(reader)
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let sql = "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+        let now = Utc::now().timestamp_micros();
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => sqlx::query(sql)
+                .bind(key)
+                .bind(value)
+                .bind(now)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+            Backend::Postgres(pool) => sqlx::query(sql)
+                .bind(key)
+                .bind(value)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[tokio::test]
+    async fn a_decision_round_trips_and_settings_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        let row = DecisionRow {
+            decision_id: "d-1".into(),
+            merchant_key: None,
+            model_version: "sc-1".into(),
+            policy_version: "p-1".into(),
+            decision: "approve".into(),
+            caller: "test".into(),
+            request_id: "r-1".into(),
+            created_at: DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap(),
+            record: serde_json::json!({"score": 612.5, "limit": {"amount": "4500.00", "currency": "CNY"}}),
+        };
+        store.insert_decision(&row).await.unwrap();
+        assert_eq!(store.decision("d-1").await.unwrap(), Some(row.clone()));
+        assert!(
+            store.insert_decision(&row).await.is_err(),
+            "decisions are append-only"
+        );
+        assert_eq!(store.setting("active_model").await.unwrap(), None);
+        store.set_setting("active_model", "sc-1").await.unwrap();
+        store.set_setting("active_model", "sc-2").await.unwrap();
+        store.close().await;
+        let reopened = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        assert_eq!(
+            reopened.setting("active_model").await.unwrap().as_deref(),
+            Some("sc-2")
+        );
+    }
+}
