@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod explain;
 pub mod features;
 pub mod ingest;
 pub mod policy;

@@ -138,6 +138,13 @@ pub struct FeatureVector {
 }
 
 impl FeatureVector {
+    /// The same vector with one value replaced: what-if analysis for explanations.
+    pub fn with(&self, id: FeatureId, value: FeatureValue) -> FeatureVector {
+        let mut changed = self.clone();
+        changed.values[id as usize] = value;
+        changed
+    }
+
     pub fn catalog_version(&self) -> &'static str {
         CATALOG_VERSION
     }
