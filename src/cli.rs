@@ -73,12 +73,86 @@ pub enum Command {
         #[arg(long)]
         end: Option<chrono::NaiveDate>,
     },
+    /// Build a training table: one row per loan with a known outcome, features as of its
+    /// disbursement day, the label (defaulted within the term) and segment columns. From the
+    /// database by default, or from a simulator output directory.
+    Dataset {
+        #[arg(long)]
+        out: PathBuf,
+        /// Read merchants.csv, payments.csv and loans.csv of this `simulate` output instead of
+        /// the database.
+        #[arg(long)]
+        from_simulation: Option<PathBuf>,
+    },
+    /// Fit a scorecard (and a challenger), evaluate it out of time, and write
+    /// OUT_DIR/VERSION/model.json with its report and plots.
+    Train(Box<TrainArgs>),
+    /// Evaluate a model artifact on a dataset.
+    Evaluate {
+        /// A model directory (or its model.json).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Where the evaluation report goes.
+        #[arg(long, default_value = "evaluation")]
+        out: PathBuf,
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
     /// Print the OpenAPI spec (the same as openapi/openapi.json and GET /openapi.json).
     Openapi {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// A dataset from `smecredit dataset`, or any CSV feature table with a binary label.
+    #[arg(long)]
+    data: PathBuf,
+    /// The model version, also its directory name.
+    #[arg(long)]
+    version: String,
+    #[arg(long, default_value = "models")]
+    out_dir: PathBuf,
+    /// The label column (default `label`).
+    #[arg(long)]
+    label: Option<String>,
+    /// For a label that is not 0/1: the value that means default.
+    #[arg(long)]
+    positive_label: Option<String>,
+    /// Seed for cross-validation folds and the challenger.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Out-of-time cut: a date (loans on or after it are the test set) or a quantile of
+    /// loan dates such as 0.7.
+    #[arg(long)]
+    oot_cut: Option<String>,
+    /// The simulator's truth.csv, to compare with the oracle AUC.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Generic tables: id columns (not features).
+    #[arg(long = "id")]
+    id_columns: Vec<String>,
+    /// Generic tables: the date column for the out-of-time split.
+    #[arg(long = "date")]
+    date_column: Option<String>,
+    /// Generic tables: segment columns (reported on, never features).
+    #[arg(long = "segment")]
+    segment_columns: Vec<String>,
+    /// Columns to leave out.
+    #[arg(long = "exclude")]
+    exclude_columns: Vec<String>,
+    /// Pin created_at (RFC 3339) for a byte-identical rebuild.
+    #[arg(long)]
+    created_at: Option<String>,
+    #[arg(long)]
+    no_challenger: bool,
+    #[arg(long)]
+    no_plots: bool,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -173,6 +247,92 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display(),
                 started.elapsed().as_secs_f64()
             );
+        }
+        Command::Dataset {
+            out,
+            from_simulation,
+        } => {
+            let summary = match from_simulation {
+                Some(dir) => crate::train::dataset::from_simulation_dir(&dir, &out)?,
+                None => {
+                    let store = Store::connect(&settings.store_options()).await?;
+                    let summary = crate::train::from_store::dataset_from_store(
+                        &store,
+                        &out,
+                        std::io::stderr().is_terminal(),
+                    )
+                    .await?;
+                    store.close().await;
+                    summary
+                }
+            };
+            eprintln!(
+                "wrote {} loans of {} merchants ({} defaulted within the term; {} open loans excluded, {} defaults after the term labelled 0; loan dates {} to {}) to {}",
+                summary.rows,
+                summary.merchants,
+                summary.defaults,
+                summary.open_excluded,
+                summary.late_defaults_not_labelled,
+                summary
+                    .first_loan_date
+                    .map_or("-".to_string(), |d| d.to_string()),
+                summary
+                    .last_loan_date
+                    .map_or("-".to_string(), |d| d.to_string()),
+                out.display()
+            );
+        }
+        Command::Train(args) => {
+            let TrainArgs {
+                data,
+                version,
+                out_dir,
+                label,
+                positive_label,
+                seed,
+                oot_cut,
+                truth,
+                id_columns,
+                date_column,
+                segment_columns,
+                exclude_columns,
+                created_at,
+                no_challenger,
+                no_plots,
+            } = *args;
+            let mut o = crate::train::TrainOptions::new(data, out_dir, version);
+            o.label = label;
+            o.positive_label = positive_label;
+            o.seed = seed;
+            o.truth = truth;
+            o.id_columns = id_columns;
+            o.date_column = date_column;
+            o.segment_columns = segment_columns;
+            o.exclude_columns = exclude_columns;
+            o.created_at = created_at;
+            o.challenger = !no_challenger;
+            o.plots = !no_plots;
+            if let Some(c) = oot_cut {
+                o.oot_cut = Some(match chrono::NaiveDate::parse_from_str(&c, "%Y-%m-%d") {
+                    Ok(d) => crate::train::OotCut::Date(d),
+                    Err(_) => crate::train::OotCut::Quantile(c.parse().with_context(|| {
+                        format!("--oot-cut {c:?} is neither a date nor a quantile")
+                    })?),
+                });
+            }
+            let started = std::time::Instant::now();
+            let summary = crate::train::run_train(&o)?;
+            eprintln!("trained in {:.1}s", started.elapsed().as_secs_f64());
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Evaluate {
+            model,
+            data,
+            out,
+            truth,
+        } => {
+            let summary = crate::train::run_evaluate(&model, &data, &out, truth.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::Openapi { out } => {
             let json = crate::api::openapi_json();

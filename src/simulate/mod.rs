@@ -292,6 +292,107 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
     })
 }
 
+/// One simulated merchant as CSV rows: exactly the bytes [`run`] writes for it into
+/// `merchants.csv`, `payments.csv`, `loans.csv` and `truth.csv` (without headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMerchantRows {
+    pub index: usize,
+    pub merchant: Vec<u8>,
+    pub payments: Vec<u8>,
+    pub loans: Vec<u8>,
+    pub truth: Vec<u8>,
+}
+
+/// In-memory twin of [`run`]: simulates the population and hands each merchant's rows to `sink`
+/// in merchant index order, without writing files. Memory stays bounded (a few hundred merchants
+/// in flight), so populations far larger than the disk would hold can be consumed. The rows are
+/// byte-identical to what [`run`] writes for the same config (tested).
+pub fn for_each_merchant<F>(config: &SimConfig, progress: bool, sink: F) -> anyhow::Result<()>
+where
+    F: FnMut(SimMerchantRows) -> anyhow::Result<()>,
+{
+    map_merchants(config, progress, |r| r, sink)
+}
+
+/// [`for_each_merchant`] with a `map` step run on the worker threads (in parallel) before the
+/// results reach `sink` in merchant index order.
+pub fn map_merchants<T, M, F>(
+    config: &SimConfig,
+    progress: bool,
+    map: M,
+    mut sink: F,
+) -> anyhow::Result<()>
+where
+    T: Send,
+    M: Fn(SimMerchantRows) -> T + Sync,
+    F: FnMut(T) -> anyhow::Result<()>,
+{
+    config.validate()?;
+    let plans = plan_population(config);
+    let alpha = calibrate(&plans, config.default_rate);
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(plans.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} simulating [{bar:40}] {pos}/{len} merchants, {elapsed_precise} (eta {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let threads = workers().min(plans.len());
+    let result: anyhow::Result<()> = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, T)>(256);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (plans, next, map) = (&plans, &next, &map);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plans.len() {
+                        break;
+                    }
+                    let out = generate_merchant(config, &plans[i], alpha);
+                    let mut merchant = Vec::with_capacity(128);
+                    merchant_row(&mut merchant, config, &plans[i]);
+                    let mapped = map(SimMerchantRows {
+                        index: i,
+                        merchant,
+                        payments: out.payments,
+                        loans: out.loans,
+                        truth: out.truth,
+                    });
+                    if tx.send((i, mapped)).is_err() {
+                        break; // the consumer gave up
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, T> = BTreeMap::new();
+        let mut expected = 0usize;
+        for (i, out) in rx {
+            pending.insert(i, out);
+            while let Some(out) = pending.remove(&expected) {
+                sink(out)?;
+                expected += 1;
+                bar.inc(1);
+            }
+        }
+        if expected != plans.len() {
+            bail!(
+                "a simulation worker stopped early ({expected} of {} merchants)",
+                plans.len()
+            );
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::model::{CATEGORIES, draw_outcomes, expected_defaults, outcome_rng, season_factor};
@@ -500,6 +601,38 @@ mod tests {
             "share with loans {with_loans}"
         );
         assert!(plans.iter().any(|p| p.loans.len() >= 2));
+    }
+
+    #[test]
+    fn in_memory_rows_are_the_bytes_run_writes() {
+        let cfg = config(40, 11);
+        let dir = tempfile::tempdir().unwrap();
+        run(&cfg, dir.path(), false).unwrap();
+        let mut files = [
+            MERCHANTS_HEADER.to_vec(),
+            PAYMENTS_HEADER.to_vec(),
+            LOANS_HEADER.to_vec(),
+            TRUTH_HEADER.to_vec(),
+        ];
+        for_each_merchant(&cfg, false, |r| {
+            files[0].extend_from_slice(&r.merchant);
+            files[1].extend_from_slice(&r.payments);
+            files[2].extend_from_slice(&r.loans);
+            files[3].extend_from_slice(&r.truth);
+            Ok(())
+        })
+        .unwrap();
+        for (bytes, name) in
+            files
+                .iter()
+                .zip(["merchants.csv", "payments.csv", "loans.csv", "truth.csv"])
+        {
+            assert_eq!(
+                bytes,
+                &std::fs::read(dir.path().join(name)).unwrap(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -475,6 +475,21 @@ impl Store {
         Ok(row)
     }
 
+    /// Every merchant that has at least one loan, by merchant id (the training population).
+    pub async fn merchants_with_loans(&self) -> Result<Vec<StoredMerchant>, StoreError> {
+        let sql = format!(
+            "SELECT {MERCHANT_COLUMNS} FROM merchants WHERE id IN (SELECT merchant FROM loans) ORDER BY merchant_id"
+        );
+        with_reader!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(merchant_from_row)
+                .collect()
+        })
+    }
+
     /// Counts and net sales over a merchant's whole stored history.
     pub async fn history_summary(
         &self,

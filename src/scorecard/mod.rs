@@ -1,0 +1,578 @@
+//! The scorecard artifact and request-time scoring. Light on purpose: no linfa, no training code;
+//! the artifact holds everything needed to score (bins, WoE, points, coefficients, scaling,
+//! grade bands).
+//!
+//! # Artifact file
+//!
+//! One pretty-printed JSON object ([`Artifact`]). Its last field, `artifact_sha256`, is the
+//! SHA-256 (lower-case hex) of the file's own bytes with that 64-digit value replaced by 64 `0`s.
+//! [`Artifact::from_bytes`] recomputes it and refuses the file when it differs, so a corrupted,
+//! edited or truncated artifact never scores. The hash is over bytes, not over a re-serialisation,
+//! so it does not depend on how floats are printed.
+//!
+//! # Scoring
+//!
+//! features → bin of each feature (value bins are `lower ≤ x < upper`; a missing value, and for
+//! categorical features a category not seen in training, falls in the `missing` bin) → WoE and
+//! points of the bin → `score` = Σ points (in artifact feature order; the intercept and the base
+//! score are spread evenly over the features, so the per-feature points add up to the score
+//! exactly) → `pd` = σ(intercept + Σ coefficient × WoE), the logistic model itself →
+//! grade from the PD bands.
+//!
+//! Scaling: `score = offset + factor × ln(good odds)`, `factor = pdo / ln 2`,
+//! `offset = base_score − factor × ln(base_odds)`. With the defaults (600 points at 50:1 good:bad
+//! odds, 20 points to double the odds) a PD of 1/51 scores 600 and a PD of 1/101 about 620.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Version of the artifact layout. Bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+const HASH_FIELD: &str = "\"artifact_sha256\": \"";
+const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How a bin selects values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BinRule {
+    /// `lower ≤ x < upper`; `null` bounds are unbounded.
+    Range {
+        lower: Option<f64>,
+        upper: Option<f64>,
+    },
+    /// Any of these categories (categorical features).
+    Categories { values: Vec<String> },
+    /// Missing values (and unseen categories).
+    Missing,
+}
+
+/// One bin of a feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bin {
+    pub label: String,
+    pub rule: BinRule,
+    /// Training rows in the bin, and defaults among them.
+    pub count: u64,
+    pub defaults: u64,
+    /// ln(share of goods / share of bads), 0.5 pseudo-count per cell.
+    pub woe: f64,
+    pub points: f64,
+}
+
+/// A model input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFeature {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+    /// The monotone direction the bins follow (`higher_is_safer` / `higher_is_riskier`;
+    /// `categorical` for categories ordered by WoE).
+    pub direction: String,
+    pub information_value: f64,
+    pub coefficient: f64,
+    /// Value bins in order, then the missing bin (always present, last).
+    pub bins: Vec<Bin>,
+}
+
+/// Points scaling.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub base_score: f64,
+    /// Good:bad odds at the base score (50 means 50:1).
+    pub base_odds: f64,
+    pub pdo: f64,
+    pub factor: f64,
+    pub offset: f64,
+}
+
+impl Scaling {
+    pub fn new(base_score: f64, base_odds: f64, pdo: f64) -> Scaling {
+        let factor = pdo / std::f64::consts::LN_2;
+        Scaling {
+            base_score,
+            base_odds,
+            pdo,
+            factor,
+            offset: base_score - factor * base_odds.ln(),
+        }
+    }
+
+    /// The PD a score stands for.
+    pub fn pd_of_score(&self, score: f64) -> f64 {
+        1.0 / (1.0 + ((score - self.offset) / self.factor).exp())
+    }
+
+    pub fn score_of_pd(&self, pd: f64) -> f64 {
+        self.offset + self.factor * ((1.0 - pd) / pd).ln()
+    }
+}
+
+/// A risk grade: PDs in `[min_pd, max_pd)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradeBand {
+    pub grade: String,
+    pub min_pd: f64,
+    pub max_pd: f64,
+}
+
+/// Where the training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// SHA-256 of the training data file's bytes.
+    pub sha256: String,
+    pub rows: u64,
+    pub train_rows: u64,
+    pub test_rows: u64,
+    pub first_date: Option<String>,
+    pub last_date: Option<String>,
+    pub default_rate: f64,
+}
+
+/// The self-describing model artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub format_version: u32,
+    pub model_version: String,
+    pub created_at: String,
+    /// `v1` for catalog models; `generic` for models of arbitrary feature tables.
+    pub feature_catalog_version: String,
+    pub label: String,
+    pub intercept: f64,
+    pub scaling: Scaling,
+    pub grade_bands: Vec<GradeBand>,
+    /// PD below which an applicant is approved in the report's approval rates.
+    pub policy_max_pd: f64,
+    pub features: Vec<ScoreFeature>,
+    /// Candidates not used, with the reason.
+    pub dropped_features: Vec<DroppedFeature>,
+    pub training: serde_json::Value,
+    pub data: DataFingerprint,
+    pub metrics: serde_json::Value,
+    pub artifact_sha256: String,
+}
+
+/// A candidate feature left out of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedFeature {
+    pub name: String,
+    pub information_value: f64,
+    pub reason: String,
+}
+
+/// One feature's part of a score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeaturePoints {
+    pub name: String,
+    pub bin: String,
+    pub woe: f64,
+    pub points: f64,
+    /// Points lost against the feature's best bin (≥ 0): the reason-code ranking.
+    pub points_below_best: f64,
+}
+
+/// The result of scoring one applicant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreResult {
+    pub score: f64,
+    pub pd: f64,
+    pub grade: String,
+    pub features: Vec<FeaturePoints>,
+}
+
+/// A feature value as the scorecard reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Number(f64),
+    Category(&'a str),
+    Missing,
+}
+
+/// Why an artifact was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactError(pub String);
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArtifactError {}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn logistic(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl ScoreFeature {
+    /// Index of the bin a value falls in.
+    pub fn bin_index(&self, v: Value<'_>) -> usize {
+        let missing = self.bins.len() - 1;
+        match v {
+            Value::Missing => missing,
+            Value::Number(x) if !x.is_finite() => missing,
+            Value::Number(x) => self
+                .bins
+                .iter()
+                .position(|b| match &b.rule {
+                    BinRule::Range { lower, upper } => {
+                        lower.is_none_or(|l| x >= l) && upper.is_none_or(|u| x < u)
+                    }
+                    _ => false,
+                })
+                .unwrap_or(missing),
+            Value::Category(c) => self
+                .bins
+                .iter()
+                .position(|b| match &b.rule {
+                    BinRule::Categories { values } => values.iter().any(|s| s == c),
+                    _ => false,
+                })
+                .unwrap_or(missing),
+        }
+    }
+
+    fn best_points(&self) -> f64 {
+        self.bins
+            .iter()
+            .map(|b| b.points)
+            .fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+impl Artifact {
+    /// The pretty JSON bytes with `artifact_sha256` filled in (the value in `self` is ignored).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ArtifactError> {
+        let mut a = self.clone();
+        a.artifact_sha256 = ZERO_HASH.to_string();
+        let mut bytes = serde_json::to_vec_pretty(&a)
+            .map_err(|e| ArtifactError(format!("cannot serialise the artifact: {e}")))?;
+        bytes.push(b'\n');
+        let at = hash_position(&bytes)?;
+        let digest = sha256_hex(&bytes);
+        bytes[at..at + 64].copy_from_slice(digest.as_bytes());
+        Ok(bytes)
+    }
+
+    /// Parses and verifies an artifact: the embedded SHA-256 must match the bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Artifact, ArtifactError> {
+        let at = hash_position(bytes).map_err(|_| {
+            ArtifactError(
+                "not a smecredit model artifact, or truncated: no artifact_sha256 field at its end"
+                    .to_string(),
+            )
+        })?;
+        let claimed = std::str::from_utf8(&bytes[at..at + 64])
+            .map_err(|_| ArtifactError("artifact_sha256 is not hex".to_string()))?
+            .to_string();
+        let mut zeroed = bytes.to_vec();
+        zeroed[at..at + 64].copy_from_slice(ZERO_HASH.as_bytes());
+        let actual = sha256_hex(&zeroed);
+        if actual != claimed {
+            return Err(ArtifactError(format!(
+                "artifact checksum mismatch: the file says sha256 {claimed} but its content hashes to {actual}; the artifact is corrupted or was edited, refusing to load it"
+            )));
+        }
+        let mut a: Artifact = serde_json::from_slice(bytes)
+            .map_err(|e| ArtifactError(format!("artifact is not valid JSON: {e}")))?;
+        a.artifact_sha256 = claimed;
+        a.validate()?;
+        Ok(a)
+    }
+
+    /// Loads `model.json` from a model directory (or the file itself).
+    pub fn load(path: &Path) -> Result<Artifact, ArtifactError> {
+        let file = if path.is_dir() {
+            path.join("model.json")
+        } else {
+            path.to_path_buf()
+        };
+        let bytes = std::fs::read(&file)
+            .map_err(|e| ArtifactError(format!("cannot read {}: {e}", file.display())))?;
+        Artifact::from_bytes(&bytes).map_err(|e| ArtifactError(format!("{}: {e}", file.display())))
+    }
+
+    /// Checks the structure beyond the checksum.
+    pub fn validate(&self) -> Result<(), ArtifactError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(ArtifactError(format!(
+                "artifact format version {} is not supported (this build reads {FORMAT_VERSION})",
+                self.format_version
+            )));
+        }
+        if self.features.is_empty() {
+            return Err(ArtifactError("the artifact has no features".into()));
+        }
+        for f in &self.features {
+            if !matches!(f.bins.last().map(|b| &b.rule), Some(BinRule::Missing)) {
+                return Err(ArtifactError(format!(
+                    "feature {}: the last bin must be the missing bin",
+                    f.name
+                )));
+            }
+        }
+        if self.grade_bands.is_empty() {
+            return Err(ArtifactError("the artifact has no grade bands".into()));
+        }
+        Ok(())
+    }
+
+    /// For catalog models: refuses an artifact built on another catalog version or naming a
+    /// feature the catalog lacks.
+    pub fn check_catalog(&self) -> Result<(), ArtifactError> {
+        use crate::features::{CATALOG_VERSION, FeatureId};
+        if self.feature_catalog_version != CATALOG_VERSION {
+            return Err(ArtifactError(format!(
+                "the model was trained on feature catalog {:?}, this service computes {CATALOG_VERSION:?}",
+                self.feature_catalog_version
+            )));
+        }
+        for f in &self.features {
+            if FeatureId::from_name(&f.name).is_none() {
+                return Err(ArtifactError(format!(
+                    "the model uses feature {:?}, which catalog {CATALOG_VERSION} lacks",
+                    f.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The grade of a PD.
+    pub fn grade_of(&self, pd: f64) -> String {
+        self.grade_bands
+            .iter()
+            .find(|g| pd >= g.min_pd && pd < g.max_pd)
+            .or(self.grade_bands.last())
+            .map_or_else(String::new, |g| g.grade.clone())
+    }
+
+    /// Scores one applicant; `value(name)` gives each model feature's value.
+    pub fn score_with<'a, F>(&self, mut value: F) -> ScoreResult
+    where
+        F: FnMut(&str) -> Value<'a>,
+    {
+        let mut score = 0.0;
+        let mut logit = self.intercept;
+        let mut parts = Vec::with_capacity(self.features.len());
+        for f in &self.features {
+            let bin = &f.bins[f.bin_index(value(&f.name))];
+            score += bin.points;
+            logit += f.coefficient * bin.woe;
+            parts.push(FeaturePoints {
+                name: f.name.clone(),
+                bin: bin.label.clone(),
+                woe: bin.woe,
+                points: bin.points,
+                points_below_best: f.best_points() - bin.points,
+            });
+        }
+        let pd = logistic(logit);
+        ScoreResult {
+            score,
+            pd,
+            grade: self.grade_of(pd),
+            features: parts,
+        }
+    }
+
+    /// Scores a catalog row (`FeatureVector::to_f64_row()` order).
+    pub fn score_row(&self, row: &[Option<f64>]) -> ScoreResult {
+        use crate::features::FeatureId;
+        self.score_with(|name| {
+            FeatureId::from_name(name)
+                .and_then(|id| row.get(id as usize).copied().flatten())
+                .map_or(Value::Missing, Value::Number)
+        })
+    }
+
+    /// Scores a feature vector computed by the service.
+    pub fn score(&self, fv: &crate::features::FeatureVector) -> ScoreResult {
+        self.score_row(&fv.to_f64_row())
+    }
+}
+
+fn hash_position(bytes: &[u8]) -> Result<usize, ArtifactError> {
+    let needle = HASH_FIELD.as_bytes();
+    let pos = bytes
+        .windows(needle.len())
+        .rposition(|w| w == needle)
+        .ok_or_else(|| ArtifactError("no artifact_sha256 field".into()))?;
+    let at = pos + needle.len();
+    let tail = &bytes[at..];
+    // 64 hex digits, the closing quote, then only the end of the object
+    let ok = tail.len() >= 65
+        && tail[..64].iter().all(u8::is_ascii_hexdigit)
+        && tail[64] == b'"'
+        && tail[65..]
+            .iter()
+            .filter(|c| !c.is_ascii_whitespace())
+            .eq(std::iter::once(&b'}'));
+    if ok {
+        Ok(at)
+    } else {
+        Err(ArtifactError("malformed artifact_sha256 field".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn tiny() -> Artifact {
+        let scaling = Scaling::new(600.0, 50.0, 20.0);
+        let bins = |w: [f64; 3]| {
+            vec![
+                Bin {
+                    label: "< 10".into(),
+                    rule: BinRule::Range {
+                        lower: None,
+                        upper: Some(10.0),
+                    },
+                    count: 10,
+                    defaults: 2,
+                    woe: w[0],
+                    points: 0.0,
+                },
+                Bin {
+                    label: ">= 10".into(),
+                    rule: BinRule::Range {
+                        lower: Some(10.0),
+                        upper: None,
+                    },
+                    count: 10,
+                    defaults: 1,
+                    woe: w[1],
+                    points: 0.0,
+                },
+                Bin {
+                    label: "missing".into(),
+                    rule: BinRule::Missing,
+                    count: 0,
+                    defaults: 0,
+                    woe: w[2],
+                    points: 0.0,
+                },
+            ]
+        };
+        let mut a = Artifact {
+            format_version: FORMAT_VERSION,
+            model_version: "t".into(),
+            created_at: "2026-11-21T00:00:00Z".into(),
+            feature_catalog_version: "v1".into(),
+            label: "label".into(),
+            intercept: -3.0,
+            scaling,
+            grade_bands: vec![
+                GradeBand {
+                    grade: "A".into(),
+                    min_pd: 0.0,
+                    max_pd: 0.05,
+                },
+                GradeBand {
+                    grade: "B".into(),
+                    min_pd: 0.05,
+                    max_pd: 1.0,
+                },
+            ],
+            policy_max_pd: 0.05,
+            features: vec![
+                ScoreFeature {
+                    name: "net_sales_30d".into(),
+                    kind: "numeric".into(),
+                    direction: "higher_is_safer".into(),
+                    information_value: 0.1,
+                    coefficient: -0.8,
+                    bins: bins([-0.5, 0.4, 0.0]),
+                },
+                ScoreFeature {
+                    name: "refund_share_90d".into(),
+                    kind: "numeric".into(),
+                    direction: "higher_is_riskier".into(),
+                    information_value: 0.2,
+                    coefficient: -1.1,
+                    bins: bins([0.3, -0.7, 0.1]),
+                },
+            ],
+            dropped_features: vec![],
+            training: serde_json::json!({}),
+            data: DataFingerprint {
+                sha256: "x".into(),
+                rows: 20,
+                train_rows: 14,
+                test_rows: 6,
+                first_date: None,
+                last_date: None,
+                default_rate: 0.15,
+            },
+            metrics: serde_json::json!({"auc": 0.7}),
+            artifact_sha256: String::new(),
+        };
+        crate::train::fit::assign_points(&mut a);
+        a
+    }
+
+    #[test]
+    fn corrupted_or_truncated_artifacts_are_refused() {
+        let a = tiny();
+        let bytes = a.to_bytes().unwrap();
+        let back = Artifact::from_bytes(&bytes).unwrap();
+        assert_eq!(back.features, a.features);
+        // one digit of a coefficient changed
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let edited = text.replacen("-0.8", "-0.9", 1);
+        assert_ne!(edited, text);
+        let err = Artifact::from_bytes(edited.as_bytes()).unwrap_err();
+        assert!(err.0.contains("checksum mismatch"), "{err}");
+        // truncated
+        let err = Artifact::from_bytes(&bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
+        let err = Artifact::from_bytes(&bytes[..bytes.len() - 3]).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
+        // a flipped bit in the checksum itself
+        let flipped = text.replacen("\"artifact_sha256\": \"", "\"artifact_sha256\": \"f", 1);
+        let flipped = flipped.replacen(&format!("f{}", &back.artifact_sha256[..1]), "f", 1);
+        assert!(Artifact::from_bytes(flipped.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn scores_add_up_and_pd_matches_the_score() {
+        let a = tiny();
+        for row in [
+            [Some(5.0), Some(0.0)],
+            [Some(10.0), None],
+            [None, Some(3.0)],
+            [Some(f64::NAN), Some(99.0)],
+        ] {
+            let r = a.score_with(|n| {
+                let i = usize::from(n == "refund_share_90d");
+                row[i].map_or(Value::Missing, Value::Number)
+            });
+            let sum: f64 = r.features.iter().map(|p| p.points).sum();
+            assert_eq!(sum, r.score, "points add up exactly");
+            assert!((a.scaling.pd_of_score(r.score) - r.pd).abs() < 1e-12);
+            assert!(r.features.iter().all(|p| p.points_below_best >= 0.0));
+        }
+        let catalog = a.check_catalog();
+        assert!(catalog.is_ok(), "{catalog:?}");
+        let mut other = a.clone();
+        other.feature_catalog_version = "v0".into();
+        assert!(other.check_catalog().unwrap_err().0.contains("catalog"));
+    }
+
+    #[test]
+    fn scaling_defaults() {
+        let s = Scaling::new(600.0, 50.0, 20.0);
+        assert!((s.score_of_pd(1.0 / 51.0) - 600.0).abs() < 1e-9);
+        assert!((s.score_of_pd(1.0 / 101.0) - 620.0).abs() < 0.3);
+        assert!((s.pd_of_score(600.0) - 1.0 / 51.0).abs() < 1e-12);
+        // doubling the odds adds exactly pdo points
+        let o1 = s.score_of_pd(0.2);
+        let odds = 4.0 * 2.0; // good:bad 4 → 8
+        assert!((s.score_of_pd(1.0 / (1.0 + odds)) - o1 - 20.0).abs() < 1e-9);
+    }
+}

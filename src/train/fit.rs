@@ -1,0 +1,413 @@
+//! Fitting the scorecard: binning of every candidate, selection (IV threshold, correlation,
+//! coefficient sign), L2 strength by k-fold cross-validation, the logistic regression on WoE
+//! values with `linfa-logistic`, and the points.
+//!
+//! # Selection (documented thresholds)
+//!
+//! * **IV below [`FitOptions::iv_threshold`] (default 0.02)** — dropped as unpredictive (the usual
+//!   scorecard convention: IV < 0.02 "not useful", 0.02–0.1 weak, 0.1–0.3 medium, > 0.3 strong).
+//! * **Correlation** — candidates are taken in decreasing IV; one whose WoE column (on the
+//!   training rows) has |Pearson r| above [`FitOptions::max_correlation`] (default 0.7) with an
+//!   already kept, stronger feature is dropped, naming that feature.
+//! * **Sign** — with WoE oriented so that positive = safer, every coefficient of the PD logit must
+//!   be negative. If some are not (collinearity), the one with the smallest IV among them is
+//!   dropped and the model refitted, until all signs are right.
+//!
+//! # Regularisation
+//!
+//! `linfa-logistic` minimises `Σ log-loss + α/2 · ‖w‖²` (a *sum* over rows; the intercept is not
+//! penalised). α is chosen from [`FitOptions::alphas`] by stratified k-fold cross-validation on the
+//! training rows (folds from a ChaCha8 shuffle seeded with `seed`): in each fold the whole pipeline
+//! (binning, selection, fit) is refitted on the other folds and the AUC measured on the held-out
+//! fold. The α with the best mean AUC wins (ties: the larger α).
+
+use super::binning::{bin_categorical, bin_numeric};
+use super::metrics::auc;
+use super::table::{ColumnData, Table};
+use crate::scorecard::{Artifact, DroppedFeature, ScoreFeature, Value};
+use anyhow::{Context, anyhow, bail};
+use linfa::prelude::*;
+use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
+
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+/// Fitting settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    pub min_bin_share: f64,
+    pub iv_threshold: f64,
+    pub max_correlation: f64,
+    pub alphas: Vec<f64>,
+    pub cv_folds: usize,
+    pub seed: u64,
+    pub max_iterations: u64,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            min_bin_share: 0.05,
+            iv_threshold: 0.02,
+            max_correlation: 0.7,
+            alphas: vec![0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
+            cv_folds: 5,
+            seed: 42,
+            max_iterations: 1000,
+        }
+    }
+}
+
+/// Cross-validation result of one α.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CvResult {
+    pub alpha: f64,
+    pub mean_auc: f64,
+    pub fold_aucs: Vec<f64>,
+}
+
+/// A fitted scorecard before scaling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// Model features with coefficients (points not yet assigned).
+    pub features: Vec<ScoreFeature>,
+    pub intercept: f64,
+    pub dropped: Vec<DroppedFeature>,
+    pub alpha: f64,
+    pub cv: Vec<CvResult>,
+    /// Every candidate with its binning (for the report).
+    pub candidates: Vec<ScoreFeature>,
+}
+
+/// The value of feature `f` in row `r`.
+pub fn cell(table: &Table, f: usize, r: usize) -> Value<'_> {
+    match &table.features[f].data {
+        ColumnData::Numeric(v) => v[r].map_or(Value::Missing, Value::Number),
+        ColumnData::Categorical(v) => v[r].as_deref().map_or(Value::Missing, Value::Category),
+    }
+}
+
+/// Bins every candidate feature on the rows `idx`.
+pub fn bin_candidates(table: &Table, idx: &[usize], min_share: f64) -> Vec<ScoreFeature> {
+    let labels: Vec<bool> = idx.iter().map(|&i| table.label[i]).collect();
+    table
+        .features
+        .iter()
+        .map(|c| match &c.data {
+            ColumnData::Numeric(v) => {
+                let vals: Vec<Option<f64>> = idx.iter().map(|&i| v[i]).collect();
+                bin_numeric(&c.name, &vals, &labels, c.direction, min_share)
+            }
+            ColumnData::Categorical(v) => {
+                let vals: Vec<Option<String>> = idx.iter().map(|&i| v[i].clone()).collect();
+                bin_categorical(&c.name, &vals, &labels, min_share)
+            }
+        })
+        .collect()
+}
+
+/// WoE matrix (rows `idx`, columns = `cols` of the table with their binnings).
+fn woe_matrix(table: &Table, idx: &[usize], cols: &[(usize, &ScoreFeature)]) -> Array2<f64> {
+    let mut x = Array2::<f64>::zeros((idx.len(), cols.len()));
+    for (j, &(f, sf)) in cols.iter().enumerate() {
+        for (i, &r) in idx.iter().enumerate() {
+            x[[i, j]] = sf.bins[sf.bin_index(cell(table, f, r))].woe;
+        }
+    }
+    x
+}
+
+fn pearson(a: ndarray::ArrayView1<f64>, b: ndarray::ArrayView1<f64>) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.sum() / n, b.sum() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b.iter()) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+/// A logistic fit oriented as `logit(P(default)) = intercept + x·params`.
+pub struct LogitFit {
+    pub intercept: f64,
+    pub params: Vec<f64>,
+    pub model: FittedLogisticRegression<f64, usize>,
+    /// Whether linfa's positive class is "default" (see [`fit_logistic`]).
+    pub positive_is_default: bool,
+}
+
+impl LogitFit {
+    /// P(default) of rows of `x` as linfa computes it.
+    pub fn linfa_pd(&self, x: &Array2<f64>) -> Vec<f64> {
+        let p = self.model.predict_probabilities(x);
+        if self.positive_is_default {
+            p.to_vec()
+        } else {
+            p.iter().map(|v| 1.0 - v).collect()
+        }
+    }
+}
+
+/// Fits `logit(PD) = intercept + x·w` with linfa-logistic (L2 strength `alpha`).
+///
+/// linfa-logistic 0.8 models the probability of its *positive* class, which it chooses as the
+/// more frequent of the two labels (`label_classes` compares the class counts) — with a minority
+/// of defaults, that is "no default". The fit is therefore re-oriented from
+/// `model.labels().pos.class`: when the positive class is 0, intercept and coefficients are
+/// negated, which is exactly the logit of the other class.
+pub fn fit_logistic(
+    x: &Array2<f64>,
+    y: &[bool],
+    alpha: f64,
+    max_iterations: u64,
+) -> anyhow::Result<LogitFit> {
+    let targets: Array1<usize> = y.iter().map(|&v| usize::from(v)).collect();
+    let ds = linfa::Dataset::new(x.clone(), targets);
+    let model = LogisticRegression::default()
+        .alpha(alpha)
+        .with_intercept(true)
+        .max_iterations(max_iterations)
+        .gradient_tolerance(1e-6 * (y.len() as f64).max(1.0))
+        .fit(&ds)
+        .map_err(|e| anyhow!("logistic regression failed: {e}"))?;
+    let positive_is_default = model.labels().pos.class == 1;
+    let sign = if positive_is_default { 1.0 } else { -1.0 };
+    Ok(LogitFit {
+        intercept: sign * model.intercept(),
+        params: model.params().iter().map(|w| sign * w).collect(),
+        model,
+        positive_is_default,
+    })
+}
+
+/// (model feature indices, dropped, intercept, coefficients).
+type Selected = (Vec<usize>, Vec<DroppedFeature>, f64, Vec<f64>);
+
+/// Selection and fit on rows `idx` with a given α, from binnings fitted on the same rows.
+fn select_and_fit(
+    table: &Table,
+    idx: &[usize],
+    candidates: &[ScoreFeature],
+    alpha: f64,
+    opts: &FitOptions,
+) -> anyhow::Result<Selected> {
+    let y: Vec<bool> = idx.iter().map(|&i| table.label[i]).collect();
+    let mut dropped = Vec::new();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        candidates[b]
+            .information_value
+            .total_cmp(&candidates[a].information_value)
+            .then(a.cmp(&b))
+    });
+    let mut strong = Vec::new();
+    for &f in &order {
+        let iv = candidates[f].information_value;
+        if iv < opts.iv_threshold {
+            dropped.push(DroppedFeature {
+                name: candidates[f].name.clone(),
+                information_value: iv,
+                reason: format!("IV {iv:.4} below the threshold {}", opts.iv_threshold),
+            });
+        } else {
+            strong.push(f);
+        }
+    }
+    let all_cols: Vec<(usize, &ScoreFeature)> =
+        strong.iter().map(|&f| (f, &candidates[f])).collect();
+    let x_all = woe_matrix(table, idx, &all_cols);
+    let mut kept: Vec<usize> = Vec::new(); // positions in `strong`
+    for j in 0..strong.len() {
+        let clash = kept.iter().find_map(|&k| {
+            let r = pearson(x_all.column(j), x_all.column(k));
+            (r.abs() > opts.max_correlation).then_some((k, r))
+        });
+        match clash {
+            Some((k, r)) => dropped.push(DroppedFeature {
+                name: candidates[strong[j]].name.clone(),
+                information_value: candidates[strong[j]].information_value,
+                reason: format!(
+                    "WoE correlation {r:.3} with the stronger {} (|r| > {})",
+                    candidates[strong[k]].name, opts.max_correlation
+                ),
+            }),
+            None => kept.push(j),
+        }
+    }
+    loop {
+        if kept.is_empty() {
+            bail!("no feature passed the selection (IV threshold, correlation, coefficient sign)");
+        }
+        let x = x_all.select(ndarray::Axis(1), &kept);
+        let m = fit_logistic(&x, &y, alpha, opts.max_iterations)?;
+        let w: Vec<f64> = m.params.clone();
+        let wrong: Vec<usize> = (0..kept.len()).filter(|&i| w[i] >= 0.0).collect();
+        if wrong.is_empty() {
+            let feats = kept.iter().map(|&j| strong[j]).collect();
+            return Ok((feats, dropped, m.intercept, w));
+        }
+        // drop the weakest wrong-signed feature and refit
+        let &worst = wrong
+            .iter()
+            .min_by(|&&a, &&b| {
+                candidates[strong[kept[a]]]
+                    .information_value
+                    .total_cmp(&candidates[strong[kept[b]]].information_value)
+            })
+            .context("non-empty")?;
+        let f = strong[kept[worst]];
+        dropped.push(DroppedFeature {
+            name: candidates[f].name.clone(),
+            information_value: candidates[f].information_value,
+            reason: format!(
+                "coefficient {:.4} has the wrong sign next to the other features (collinearity)",
+                w[worst]
+            ),
+        });
+        kept.remove(worst);
+    }
+}
+
+/// Stratified k folds of `idx`: fold number per position.
+pub fn stratified_folds(labels: &[bool], k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut fold = vec![0usize; labels.len()];
+    for class in [true, false] {
+        let mut pos: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
+        pos.shuffle(&mut rng);
+        for (j, &p) in pos.iter().enumerate() {
+            fold[p] = j % k;
+        }
+    }
+    fold
+}
+
+/// Fits the scorecard on rows `train` of `table`.
+pub fn fit_scorecard(
+    table: &Table,
+    train: &[usize],
+    opts: &FitOptions,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Fitted> {
+    let labels: Vec<bool> = train.iter().map(|&i| table.label[i]).collect();
+    if !labels.iter().any(|&l| l) || labels.iter().all(|&l| l) {
+        bail!("the training rows need both defaults and non-defaults");
+    }
+    let mut cv: Vec<CvResult> = opts
+        .alphas
+        .iter()
+        .map(|&alpha| CvResult {
+            alpha,
+            mean_auc: 0.0,
+            fold_aucs: Vec::new(),
+        })
+        .collect();
+    if opts.cv_folds >= 2 && opts.alphas.len() > 1 {
+        let folds = stratified_folds(&labels, opts.cv_folds, opts.seed);
+        for k in 0..opts.cv_folds {
+            let fit_idx: Vec<usize> = (0..train.len())
+                .filter(|&j| folds[j] != k)
+                .map(|j| train[j])
+                .collect();
+            let val_idx: Vec<usize> = (0..train.len())
+                .filter(|&j| folds[j] == k)
+                .map(|j| train[j])
+                .collect();
+            let cands = bin_candidates(table, &fit_idx, opts.min_bin_share);
+            for c in cv.iter_mut() {
+                let (feats, _, b0, w) = select_and_fit(table, &fit_idx, &cands, c.alpha, opts)?;
+                let cols: Vec<(usize, &ScoreFeature)> =
+                    feats.iter().map(|&f| (f, &cands[f])).collect();
+                let xv = woe_matrix(table, &val_idx, &cols);
+                let z: Vec<f64> = xv
+                    .rows()
+                    .into_iter()
+                    .map(|r| b0 + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>())
+                    .collect();
+                let yv: Vec<bool> = val_idx.iter().map(|&i| table.label[i]).collect();
+                c.fold_aucs.push(auc(&z, &yv).unwrap_or(0.5));
+                progress.inc(1);
+            }
+        }
+        for c in cv.iter_mut() {
+            c.mean_auc = c.fold_aucs.iter().sum::<f64>() / c.fold_aucs.len() as f64;
+        }
+    }
+    let best = cv
+        .iter()
+        .enumerate()
+        .max_by(|(ia, a), (ib, b)| {
+            a.mean_auc
+                .total_cmp(&b.mean_auc)
+                .then(a.alpha.total_cmp(&b.alpha))
+                .then(ib.cmp(ia))
+        })
+        .map(|(_, c)| c.alpha)
+        .ok_or_else(|| anyhow!("no regularisation strength to try"))?;
+    let candidates = bin_candidates(table, train, opts.min_bin_share);
+    let (feats, mut dropped, intercept, w) = select_and_fit(table, train, &candidates, best, opts)?;
+    progress.inc(1);
+    let features = feats
+        .iter()
+        .zip(&w)
+        .map(|(&f, &c)| ScoreFeature {
+            coefficient: c,
+            ..candidates[f].clone()
+        })
+        .collect();
+    dropped.sort_by(|a, b| b.information_value.total_cmp(&a.information_value));
+    Ok(Fitted {
+        features,
+        intercept,
+        dropped,
+        alpha: best,
+        cv,
+        candidates,
+    })
+}
+
+/// Sets the points of every bin from the coefficients, intercept and scaling:
+/// `points = −factor·β·WoE + (offset − factor·intercept)/k` for `k` model features, so that
+/// `Σ points = offset − factor·logit(PD)` = the score.
+pub fn assign_points(a: &mut Artifact) {
+    let k = a.features.len().max(1) as f64;
+    let share = (a.scaling.offset - a.scaling.factor * a.intercept) / k;
+    let factor = a.scaling.factor;
+    for f in &mut a.features {
+        let beta = f.coefficient;
+        for b in &mut f.bins {
+            b.points = -factor * beta * b.woe + share;
+        }
+    }
+}
+
+/// WoE rows of `idx` under the artifact's features (what the logistic model sees).
+pub fn artifact_woe_matrix(
+    a: &Artifact,
+    table: &Table,
+    idx: &[usize],
+) -> anyhow::Result<Array2<f64>> {
+    let cols: Vec<(usize, &ScoreFeature)> = a
+        .features
+        .iter()
+        .map(|sf| {
+            table
+                .features
+                .iter()
+                .position(|c| c.name == sf.name)
+                .map(|f| (f, sf))
+                .ok_or_else(|| {
+                    anyhow!("the data has no column {:?}, which the model uses", sf.name)
+                })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(woe_matrix(table, idx, &cols))
+}

@@ -1,0 +1,459 @@
+//! The offline retraining pipeline: dataset → monotone WoE scorecard (linfa-logistic) and a
+//! challenger (random forest of linfa-trees) → out-of-time evaluation with segments → a
+//! self-verifying artifact under `<out_dir>/<version>/` with `report.md` and PNG plots.
+//!
+//! # Defaults (and why)
+//!
+//! * **Grades** by PD: A < 1.5 %, B 1.5–3 %, C 3–6 %, D 6–12 %, E ≥ 12 %. Each band doubles the PD
+//!   of the previous one, i.e. roughly one "points to double the odds" (20 points) per grade, and
+//!   the C/D boundary sits just above the 5 % portfolio default rate the lending policy is sized
+//!   for.
+//! * **Policy cut-off**: approve PD < 6 %, i.e. grades A–C (the lending policy approves A–C and
+//!   refers D). Used for the approval rates and adverse impact ratios of the report.
+//! * **Out-of-time split**: train on loans disbursed before the cut, test on the rest; default cut
+//!   = the loan date at the 70 % quantile. Tables without a date column get a seeded random 70/30
+//!   split.
+//! * **Scaling**: 600 points at 50:1 good:bad odds, 20 points to double the odds.
+
+pub mod binning;
+pub mod challenger;
+pub mod dataset;
+pub mod evaluate;
+pub mod fit;
+pub mod from_store;
+pub mod metrics;
+pub mod plots;
+pub mod report;
+pub mod table;
+
+use crate::scorecard::{Artifact, DataFingerprint, FORMAT_VERSION, GradeBand, Scaling};
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use evaluate::{EvalSet, Scored};
+use fit::FitOptions;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use table::{Table, TableOptions};
+
+/// Where the out-of-time split falls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OotCut {
+    /// Loans on or after this date are the test set.
+    Date(NaiveDate),
+    /// The cut is the loan date at this quantile of the loan dates (0 < q < 1).
+    Quantile(f64),
+}
+
+/// Settings of `train`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    /// Label column (default `label`).
+    pub label: Option<String>,
+    /// For non-binary labels: the value meaning default.
+    pub positive_label: Option<String>,
+    pub id_columns: Vec<String>,
+    pub date_column: Option<String>,
+    pub segment_columns: Vec<String>,
+    pub exclude_columns: Vec<String>,
+    /// The model goes to `out_dir/version/`.
+    pub out_dir: PathBuf,
+    pub version: String,
+    pub seed: u64,
+    pub oot_cut: Option<OotCut>,
+    /// `loan_id,true_pd` file (the simulator's truth) for the oracle comparison.
+    pub truth: Option<PathBuf>,
+    pub base_score: f64,
+    pub base_odds: f64,
+    pub pdo: f64,
+    pub grade_bands: Vec<GradeBand>,
+    pub policy_max_pd: f64,
+    pub fit: FitOptions,
+    /// Written into the artifact; `None` = `SOURCE_DATE_EPOCH` if set, else now. Set it for a
+    /// byte-identical rebuild.
+    pub created_at: Option<String>,
+    /// A line for the report stating how to reproduce this model.
+    pub reproduce: Option<String>,
+    pub challenger: bool,
+    pub plots: bool,
+}
+
+/// The default grade bands (module docs).
+pub fn default_grade_bands() -> Vec<GradeBand> {
+    let edges = [0.0, 0.015, 0.03, 0.06, 0.12, 1.0];
+    ["A", "B", "C", "D", "E"]
+        .iter()
+        .enumerate()
+        .map(|(i, g)| GradeBand {
+            grade: (*g).to_string(),
+            min_pd: edges[i],
+            max_pd: edges[i + 1],
+        })
+        .collect()
+}
+
+impl TrainOptions {
+    pub fn new(data: PathBuf, out_dir: PathBuf, version: String) -> TrainOptions {
+        TrainOptions {
+            data,
+            label: None,
+            positive_label: None,
+            id_columns: Vec::new(),
+            date_column: None,
+            segment_columns: Vec::new(),
+            exclude_columns: Vec::new(),
+            out_dir,
+            version,
+            seed: 42,
+            oot_cut: None,
+            truth: None,
+            base_score: 600.0,
+            base_odds: 50.0,
+            pdo: 20.0,
+            grade_bands: default_grade_bands(),
+            policy_max_pd: 0.06,
+            fit: FitOptions::default(),
+            created_at: None,
+            reproduce: None,
+            challenger: true,
+            plots: true,
+        }
+    }
+
+    fn table_options(&self) -> TableOptions {
+        TableOptions {
+            label: self.label.clone(),
+            positive_label: self.positive_label.clone(),
+            id_columns: self.id_columns.clone(),
+            date_column: self.date_column.clone(),
+            segment_columns: self.segment_columns.clone(),
+            exclude_columns: self.exclude_columns.clone(),
+        }
+    }
+}
+
+/// What `train` produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSummary {
+    pub model_dir: PathBuf,
+    pub artifact_sha256: String,
+    pub train_rows: usize,
+    pub test_rows: usize,
+    pub features: Vec<String>,
+    pub alpha: f64,
+    pub test_auc: Option<f64>,
+    pub test_max_calibration_gap: f64,
+    pub oracle_auc: Option<f64>,
+    pub challenger_auc: Option<f64>,
+    pub psi: f64,
+}
+
+/// What `evaluate` produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalSummary {
+    pub rows: usize,
+    pub auc: Option<f64>,
+    pub max_calibration_gap: f64,
+    pub report: PathBuf,
+}
+
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed_precise}}"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// The train/test split: (train, test, description).
+pub fn split(
+    table: &Table,
+    cut: Option<OotCut>,
+    seed: u64,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>, String)> {
+    let n = table.rows();
+    match &table.dates {
+        Some(dates) => {
+            let cut_date = match cut.unwrap_or(OotCut::Quantile(0.7)) {
+                OotCut::Date(d) => d,
+                OotCut::Quantile(q) => {
+                    if !(q > 0.0 && q < 1.0) {
+                        bail!("the out-of-time quantile must be strictly between 0 and 1, got {q}");
+                    }
+                    let mut s = dates.clone();
+                    s.sort();
+                    s[((q * n as f64) as usize).min(n - 1)]
+                }
+            };
+            let train: Vec<usize> = (0..n).filter(|&i| dates[i] < cut_date).collect();
+            let test: Vec<usize> = (0..n).filter(|&i| dates[i] >= cut_date).collect();
+            if train.is_empty() || test.is_empty() {
+                bail!("the out-of-time cut {cut_date} leaves an empty train or test set");
+            }
+            Ok((
+                train,
+                test,
+                format!(
+                    "out of time: train = loans before {cut_date}, test = loans on or after it"
+                ),
+            ))
+        }
+        None => {
+            let q = match cut {
+                Some(OotCut::Quantile(q)) => q,
+                Some(OotCut::Date(_)) => bail!("an out-of-time date cut needs a date column"),
+                None => 0.7,
+            };
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            let k = ((q * n as f64) as usize).clamp(1, n.saturating_sub(1));
+            let mut train = idx[..k].to_vec();
+            let mut test = idx[k..].to_vec();
+            train.sort_unstable();
+            test.sort_unstable();
+            Ok((
+                train,
+                test,
+                format!(
+                    "random (no date column): {:.0} % train, seed {seed}",
+                    q * 100.0
+                ),
+            ))
+        }
+    }
+}
+
+fn created_at(opt: &Option<String>) -> String {
+    if let Some(s) = opt {
+        return s.clone();
+    }
+    if let Some(t) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+    {
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Everything the report needs.
+pub struct TrainOutcome {
+    pub artifact: Artifact,
+    pub table: Table,
+    pub train_idx: Vec<usize>,
+    pub test_idx: Vec<usize>,
+    pub split: String,
+    pub fitted: fit::Fitted,
+    pub train_scored: Scored,
+    pub test_scored: Scored,
+    pub train_eval: EvalSet,
+    pub test_eval: EvalSet,
+    pub psi: f64,
+    pub challenger: Option<(Vec<f64>, metrics::Metrics)>,
+    pub options: TrainOptions,
+}
+
+/// Trains, evaluates and writes the artifact, report and plots.
+pub fn run_train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
+    let outcome = train_in_memory(opts)?;
+    let dir = opts.out_dir.join(&opts.version);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let bytes = outcome.artifact.to_bytes()?;
+    std::fs::write(dir.join("model.json"), &bytes)?;
+    // the written file must load and verify
+    let loaded = Artifact::load(&dir)?;
+    if opts.plots {
+        plots::write_plots(&outcome, &dir)?;
+    }
+    report::write_report(&outcome, &dir, opts.plots)?;
+    Ok(TrainSummary {
+        model_dir: dir,
+        artifact_sha256: loaded.artifact_sha256,
+        train_rows: outcome.train_idx.len(),
+        test_rows: outcome.test_idx.len(),
+        features: outcome
+            .artifact
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect(),
+        alpha: outcome.fitted.alpha,
+        test_auc: outcome.test_eval.metrics.auc,
+        test_max_calibration_gap: outcome.test_eval.max_calibration_gap,
+        oracle_auc: outcome.test_eval.oracle.as_ref().and_then(|o| o.oracle_auc),
+        challenger_auc: outcome.challenger.as_ref().and_then(|c| c.1.auc),
+        psi: outcome.psi,
+    })
+}
+
+/// The whole training run without writing anything.
+pub fn train_in_memory(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+    let table = table::read_table(&opts.data, &opts.table_options())?;
+    train_table(table, opts)
+}
+
+/// [`train_in_memory`] on a table already read.
+pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+    let truth = opts
+        .truth
+        .as_deref()
+        .map(dataset::read_truth_csv)
+        .transpose()?;
+    let (train_idx, test_idx, split_desc) = split(&table, opts.oot_cut, opts.seed)?;
+    let steps = (opts.fit.cv_folds * opts.fit.alphas.len() + 1) as u64;
+    let bar = progress_bar(steps, "fitting scorecard");
+    let fit_opts = FitOptions {
+        seed: opts.seed,
+        ..opts.fit.clone()
+    };
+    let fitted = fit::fit_scorecard(&table, &train_idx, &fit_opts, &bar)?;
+    bar.finish_and_clear();
+
+    let scaling = Scaling::new(opts.base_score, opts.base_odds, opts.pdo);
+    let y_all = &table.label;
+    let dates = table.dates.as_ref();
+    let first = dates.and_then(|d| d.iter().min()).map(|d| d.to_string());
+    let last = dates.and_then(|d| d.iter().max()).map(|d| d.to_string());
+    let mut artifact = Artifact {
+        format_version: FORMAT_VERSION,
+        model_version: opts.version.clone(),
+        created_at: created_at(&opts.created_at),
+        feature_catalog_version: if table.catalog {
+            crate::features::CATALOG_VERSION.to_string()
+        } else {
+            "generic".to_string()
+        },
+        label: table.label_name.clone(),
+        intercept: fitted.intercept,
+        scaling,
+        grade_bands: opts.grade_bands.clone(),
+        policy_max_pd: opts.policy_max_pd,
+        features: fitted.features.clone(),
+        dropped_features: fitted.dropped.clone(),
+        training: serde_json::json!({
+            "seed": opts.seed,
+            "split": split_desc,
+            "min_bin_share": fit_opts.min_bin_share,
+            "iv_threshold": fit_opts.iv_threshold,
+            "max_correlation": fit_opts.max_correlation,
+            "cv_folds": fit_opts.cv_folds,
+            "alpha": fitted.alpha,
+            "cv": fitted.cv,
+            "solver": "linfa-logistic 0.8 (L-BFGS), loss = sum of log-loss + alpha/2 |w|^2",
+        }),
+        data: DataFingerprint {
+            sha256: table.sha256.clone(),
+            rows: table.rows() as u64,
+            train_rows: train_idx.len() as u64,
+            test_rows: test_idx.len() as u64,
+            first_date: first,
+            last_date: last,
+            default_rate: y_all.iter().filter(|&&b| b).count() as f64 / table.rows() as f64,
+        },
+        metrics: serde_json::Value::Null,
+        artifact_sha256: String::new(),
+    };
+    fit::assign_points(&mut artifact);
+    // score with exactly what a loader will see
+    let provisional = Artifact::from_bytes(&artifact.to_bytes()?)?;
+    let train_scored = evaluate::score_rows(&provisional, &table, &train_idx)?;
+    let test_scored = evaluate::score_rows(&provisional, &table, &test_idx)?;
+    let train_eval = evaluate::eval_set(
+        &provisional,
+        &table,
+        &train_idx,
+        &train_scored,
+        truth.as_ref(),
+    );
+    let test_eval = evaluate::eval_set(
+        &provisional,
+        &table,
+        &test_idx,
+        &test_scored,
+        truth.as_ref(),
+    );
+    let psi = evaluate::score_psi(&train_scored, &test_scored);
+    artifact.metrics = serde_json::json!({
+        "train": {"metrics": train_eval.metrics, "max_calibration_gap": train_eval.max_calibration_gap},
+        "test": {
+            "metrics": test_eval.metrics,
+            "calibration": test_eval.calibration,
+            "max_calibration_gap": test_eval.max_calibration_gap,
+            "approval_rate": test_eval.approval_rate,
+            "segments": test_eval.segments,
+            "oracle": test_eval.oracle,
+        },
+        "score_psi_train_vs_test": psi,
+    });
+    let artifact = Artifact::from_bytes(&artifact.to_bytes()?)?;
+
+    let challenger = if opts.challenger {
+        let bar = progress_bar(1, "fitting challenger forest");
+        let forest = challenger::Forest::fit(&table, &train_idx, opts.seed)?;
+        let pd = forest.predict(&table, &test_idx);
+        bar.finish_and_clear();
+        let y: Vec<bool> = test_idx.iter().map(|&i| table.label[i]).collect();
+        let m = metrics::metrics(&pd, &y);
+        Some((pd, m))
+    } else {
+        None
+    };
+    Ok(TrainOutcome {
+        artifact,
+        table,
+        train_idx,
+        test_idx,
+        split: split_desc,
+        fitted,
+        train_scored,
+        test_scored,
+        train_eval,
+        test_eval,
+        psi,
+        challenger,
+        options: opts.clone(),
+    })
+}
+
+/// Evaluates an artifact on a dataset; writes `evaluation.md` (and plots) into `out`.
+pub fn run_evaluate(
+    model_dir: &Path,
+    data_csv: &Path,
+    out: &Path,
+    truth: Option<&Path>,
+) -> anyhow::Result<EvalSummary> {
+    let artifact = Artifact::load(model_dir)?;
+    let table = table::read_table(
+        data_csv,
+        &TableOptions {
+            label: Some(artifact.label.clone()),
+            ..TableOptions::default()
+        },
+    )?;
+    if table.catalog {
+        artifact.check_catalog()?;
+    }
+    let truth: Option<HashMap<String, f64>> = truth.map(dataset::read_truth_csv).transpose()?;
+    let idx: Vec<usize> = (0..table.rows()).collect();
+    let scored = evaluate::score_rows(&artifact, &table, &idx)?;
+    let ev = evaluate::eval_set(&artifact, &table, &idx, &scored, truth.as_ref());
+    std::fs::create_dir_all(out)?;
+    let path = out.join("evaluation.md");
+    report::write_evaluation(&artifact, data_csv, &table, &ev, &path)?;
+    Ok(EvalSummary {
+        rows: idx.len(),
+        auc: ev.metrics.auc,
+        max_calibration_gap: ev.max_calibration_gap,
+        report: path,
+    })
+}

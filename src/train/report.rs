@@ -1,0 +1,323 @@
+//! `report.md` (training) and `evaluation.md` (evaluate): every number is computed from the
+//! outcome passed in; nothing is typed by hand.
+
+use super::TrainOutcome;
+use super::evaluate::{EvalSet, SegmentRow};
+use super::table::Table;
+use crate::scorecard::{Artifact, BinRule};
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn pct(x: f64) -> String {
+    format!("{:.2} %", 100.0 * x)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "n/a".to_string(), |v| format!("{v:.digits$}"))
+}
+
+fn metrics_table(out: &mut String, rows: &[(&str, &super::metrics::Metrics)]) {
+    out.push_str("| set | rows | defaults | default rate | mean PD | AUC | Gini | KS | Brier | log-loss |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (name, m) in rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.5} | {:.5} |",
+            m.rows,
+            m.defaults,
+            pct(m.default_rate),
+            pct(m.mean_pd),
+            opt(m.auc, 4),
+            opt(m.gini, 4),
+            opt(m.ks, 4),
+            m.brier,
+            m.log_loss
+        );
+    }
+}
+
+fn calibration_table(out: &mut String, ev: &EvalSet) {
+    out.push_str("| decile (1 = best scores) | rows | score range | predicted PD | observed default rate | gap |\n|---|---|---|---|---|---|\n");
+    for c in &ev.calibration {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} – {:.1} | {} | {} | {:+.2} pp |",
+            c.decile,
+            c.rows,
+            c.min_score,
+            c.max_score,
+            pct(c.predicted),
+            pct(c.observed),
+            100.0 * (c.observed - c.predicted)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nLargest |observed − predicted| over the deciles: **{:.2} pp**.\n",
+        100.0 * ev.max_calibration_gap
+    );
+}
+
+fn segments_table(out: &mut String, segs: &[SegmentRow], policy: f64) {
+    let _ = writeln!(
+        out,
+        "Approval = PD < {} (policy cut-off). Adverse impact ratio (AIR) = the segment's approval rate / the highest approval rate among the segments of the same column; below 0.8 it is flagged ⚠.\n",
+        pct(policy)
+    );
+    out.push_str("| column | segment | rows | defaults | default rate | mean PD | AUC | KS | Brier | log-loss | approval rate | AIR |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for s in segs {
+        let m = &s.metrics;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.5} | {:.5} | {} | {:.3}{} |",
+            s.column,
+            s.value,
+            m.rows,
+            m.defaults,
+            pct(m.default_rate),
+            pct(m.mean_pd),
+            opt(m.auc, 4),
+            opt(m.ks, 4),
+            m.brier,
+            m.log_loss,
+            pct(s.approval_rate),
+            s.adverse_impact_ratio,
+            if s.flagged { " ⚠" } else { "" }
+        );
+    }
+    out.push('\n');
+}
+
+fn grades_table(out: &mut String, a: &Artifact, ev: &EvalSet) {
+    out.push_str("| grade | PD band | score band | rows | share | observed default rate |\n|---|---|---|---|---|---|\n");
+    let total: usize = ev.grade_counts.values().map(|c| c.0).sum();
+    for g in &a.grade_bands {
+        let (n, d) = ev.grade_counts.get(&g.grade).copied().unwrap_or((0, 0));
+        let hi = if g.min_pd > 0.0 {
+            format!("{:.1}", a.scaling.score_of_pd(g.min_pd))
+        } else {
+            "∞".to_string()
+        };
+        let lo = if g.max_pd < 1.0 {
+            format!("{:.1}", a.scaling.score_of_pd(g.max_pd))
+        } else {
+            "−∞".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | [{}, {}) | ({lo}, {hi}] | {n} | {} | {} |",
+            g.grade,
+            pct(g.min_pd),
+            pct(g.max_pd),
+            pct(n as f64 / total.max(1) as f64),
+            if n > 0 {
+                pct(d as f64 / n as f64)
+            } else {
+                "n/a".into()
+            }
+        );
+    }
+    out.push('\n');
+}
+
+fn bins_section(out: &mut String, a: &Artifact) {
+    for f in &a.features {
+        let _ = writeln!(
+            out,
+            "#### `{}` ({}, {}; IV {:.4}, coefficient {:.4})\n",
+            f.name, f.kind, f.direction, f.information_value, f.coefficient
+        );
+        out.push_str(
+            "| bin | rows | defaults | default rate | WoE | points |\n|---|---|---|---|---|---|\n",
+        );
+        for b in &f.bins {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.4} | {:.2} |",
+                b.label.replace('|', "\\|"),
+                b.count,
+                b.defaults,
+                if b.count > 0 {
+                    pct(b.defaults as f64 / b.count as f64)
+                } else {
+                    "n/a".into()
+                },
+                b.woe,
+                b.points
+            );
+        }
+        out.push('\n');
+    }
+}
+
+fn oracle_section(out: &mut String, ev: &EvalSet) {
+    if let Some(o) = &ev.oracle {
+        let _ = writeln!(
+            out,
+            "On the {} test loans with a known true PD: oracle AUC (the simulator's true PDs) **{}**, scorecard AUC **{}**, ratio **{}** (target ≥ 0.95).\n",
+            o.rows,
+            opt(o.oracle_auc, 4),
+            opt(o.model_auc, 4),
+            opt(o.ratio, 4)
+        );
+    }
+}
+
+/// Writes `report.md` next to the artifact.
+pub fn write_report(o: &TrainOutcome, dir: &Path, plots: bool) -> anyhow::Result<()> {
+    let a = &o.artifact;
+    let opts = &o.options;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Scorecard `{}`\n", a.model_version);
+    let _ = writeln!(
+        s,
+        "Artifact `model.json`, sha256 `{}` (format {}, feature catalog `{}`, created {}). Everything below was computed by `smecredit::train::run_train` from the data; nothing was typed in.\n",
+        a.artifact_sha256, a.format_version, a.feature_catalog_version, a.created_at
+    );
+    if let Some(r) = &opts.reproduce {
+        let _ = writeln!(s, "## Reproduce\n\n{r}\n");
+    }
+    s.push_str("## Data\n\n");
+    let _ = writeln!(
+        s,
+        "* file `{}`, sha256 `{}`\n* {} rows, default rate {}, dates {} to {}\n* split: {}\n* train {} rows ({} defaults), test {} rows ({} defaults)\n",
+        opts.data.display(),
+        a.data.sha256,
+        a.data.rows,
+        pct(a.data.default_rate),
+        a.data.first_date.as_deref().unwrap_or("n/a"),
+        a.data.last_date.as_deref().unwrap_or("n/a"),
+        o.split,
+        o.train_idx.len(),
+        o.train_eval.metrics.defaults,
+        o.test_idx.len(),
+        o.test_eval.metrics.defaults
+    );
+
+    s.push_str("## Headline (test set)\n\n");
+    let mut rows: Vec<(&str, &super::metrics::Metrics)> = vec![
+        ("scorecard, train", &o.train_eval.metrics),
+        ("scorecard, test", &o.test_eval.metrics),
+    ];
+    if let Some((_, m)) = &o.challenger {
+        rows.push(("challenger forest, test", m));
+    }
+    metrics_table(&mut s, &rows);
+    let _ = writeln!(
+        s,
+        "\nPSI of the score, train → test (train deciles): **{:.4}** (< 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift).\n\nApproval rate at the policy cut-off (PD < {}) on the test set: {}.\n",
+        o.psi,
+        pct(a.policy_max_pd),
+        pct(o.test_eval.approval_rate)
+    );
+    oracle_section(&mut s, &o.test_eval);
+    if let Some((_, m)) = &o.challenger {
+        let _ = writeln!(
+            s,
+            "Challenger: a random forest of {} `linfa-trees` decision trees (depth ≤ {}, bootstrap rows, random feature subsets, balanced class weights, leaf default rates as PD) on the raw features, trained on the same train rows, evaluated on the same test rows: AUC {} vs the scorecard's {}.\n",
+            super::challenger::TREES,
+            super::challenger::MAX_DEPTH,
+            opt(m.auc, 4),
+            opt(o.test_eval.metrics.auc, 4)
+        );
+    }
+    if plots {
+        s.push_str("![ROC](roc.png)\n![Calibration](calibration.png)\n![Score distribution](score_distribution.png)\n![KS](ks.png)\n\n");
+    }
+
+    s.push_str("## Calibration by score decile (test)\n\n");
+    calibration_table(&mut s, &o.test_eval);
+
+    s.push_str("## Segments (test) — reported on, never model inputs\n\n");
+    segments_table(&mut s, &o.test_eval.segments, a.policy_max_pd);
+
+    s.push_str("## Grades\n\n");
+    let _ = writeln!(
+        s,
+        "Scaling: {} points at {}:1 good:bad odds, {} points to double the odds (factor {:.6}, offset {:.6}). Grades by PD band (test set):\n",
+        a.scaling.base_score,
+        a.scaling.base_odds,
+        a.scaling.pdo,
+        a.scaling.factor,
+        a.scaling.offset
+    );
+    grades_table(&mut s, a, &o.test_eval);
+
+    s.push_str("## Model\n\n");
+    let _ = writeln!(
+        s,
+        "Logistic regression on WoE values (`linfa-logistic`), intercept {:.6}, L2 strength α = {} chosen by {}-fold cross-validation on the training rows (mean AUC per α):\n",
+        a.intercept, o.fitted.alpha, opts.fit.cv_folds
+    );
+    s.push_str("| α | mean CV AUC | fold AUCs |\n|---|---|---|\n");
+    for c in &o.fitted.cv {
+        let _ = writeln!(
+            s,
+            "| {} | {:.5} | {} |",
+            c.alpha,
+            c.mean_auc,
+            c.fold_aucs
+                .iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s.push_str("\n### Candidate features by information value (train)\n\n| feature | IV | value bins | in model | reason if dropped |\n|---|---|---|---|---|\n");
+    let mut cands: Vec<&crate::scorecard::ScoreFeature> = o.fitted.candidates.iter().collect();
+    cands.sort_by(|x, y| y.information_value.total_cmp(&x.information_value));
+    for c in cands {
+        let used = a.features.iter().any(|f| f.name == c.name);
+        let reason = a
+            .dropped_features
+            .iter()
+            .find(|d| d.name == c.name)
+            .map_or(String::new(), |d| d.reason.clone());
+        let _ = writeln!(
+            s,
+            "| `{}` | {:.4} | {} | {} | {} |",
+            c.name,
+            c.information_value,
+            c.bins
+                .iter()
+                .filter(|b| !matches!(b.rule, BinRule::Missing))
+                .count(),
+            if used { "yes" } else { "no" },
+            reason
+        );
+    }
+    s.push_str("\n### Bins, WoE and points\n\nPoints of a feature's bins add up, over the model features, to the score exactly (the intercept and base score are spread evenly over the features).\n\n");
+    bins_section(&mut s, a);
+    std::fs::write(dir.join("report.md"), s)?;
+    Ok(())
+}
+
+/// Writes `evaluation.md` for `run_evaluate`.
+pub fn write_evaluation(
+    a: &Artifact,
+    data: &Path,
+    table: &Table,
+    ev: &EvalSet,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Evaluation of `{}` on `{}`\n\nArtifact sha256 `{}` (verified on load); data sha256 `{}`, {} rows.\n",
+        a.model_version,
+        data.display(),
+        a.artifact_sha256,
+        table.sha256,
+        table.rows()
+    );
+    metrics_table(&mut s, &[("all rows", &ev.metrics)]);
+    s.push('\n');
+    oracle_section(&mut s, ev);
+    s.push_str("## Calibration by score decile\n\n");
+    calibration_table(&mut s, ev);
+    s.push_str("## Segments\n\n");
+    segments_table(&mut s, &ev.segments, a.policy_max_pd);
+    s.push_str("## Grades\n\n");
+    grades_table(&mut s, a, ev);
+    std::fs::write(path, s)?;
+    Ok(())
+}

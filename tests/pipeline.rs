@@ -1,0 +1,76 @@
+//! End-to-end: simulate → dataset → train twice (byte-identical artifacts) → load (verified) →
+//! scores equal, points add up, PD equals linfa-logistic's to 1e-9 → evaluate.
+
+use smecredit::scorecard::Artifact;
+use smecredit::simulate::SimConfig;
+use smecredit::train::{self, TrainOptions, fit, table};
+
+#[test]
+fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.csv");
+    let truth = dir.path().join("truth.csv");
+    let cfg = SimConfig {
+        merchants: 1_500,
+        seed: 5,
+        history_days: 540,
+        ..SimConfig::default()
+    };
+    let summary = train::dataset::from_simulation(&cfg, &data, Some(&truth), false).unwrap();
+    assert!(summary.rows > 500, "{summary:?}");
+
+    let mut o = TrainOptions::new(data.clone(), dir.path().join("models"), "t1".into());
+    o.truth = Some(truth.clone());
+    o.created_at = Some("2026-11-21T00:00:00Z".into());
+    o.plots = true;
+    let s1 = train::run_train(&o).unwrap();
+    let bytes1 = std::fs::read(s1.model_dir.join("model.json")).unwrap();
+    let s2 = train::run_train(&o).unwrap();
+    let bytes2 = std::fs::read(s2.model_dir.join("model.json")).unwrap();
+    assert_eq!(
+        bytes1, bytes2,
+        "training twice gives byte-identical artifacts"
+    );
+    for f in [
+        "report.md",
+        "roc.png",
+        "calibration.png",
+        "score_distribution.png",
+        "ks.png",
+    ] {
+        assert!(s1.model_dir.join(f).exists(), "{f}");
+    }
+
+    let a = Artifact::load(&s1.model_dir).unwrap();
+    a.check_catalog().unwrap();
+    let outcome = train::train_in_memory(&o).unwrap();
+    assert_eq!(outcome.artifact, a, "in-memory artifact = loaded artifact");
+
+    // PD of the artifact = linfa's P(default) on the same WoE rows, to 1e-9
+    let t = table::read_table(&data, &table::TableOptions::default()).unwrap();
+    let x = fit::artifact_woe_matrix(&a, &t, &outcome.train_idx).unwrap();
+    let y: Vec<bool> = outcome.train_idx.iter().map(|&i| t.label[i]).collect();
+    let lf = fit::fit_logistic(&x, &y, outcome.fitted.alpha, o.fit.max_iterations).unwrap();
+    assert!((lf.intercept - a.intercept).abs() < 1e-12);
+    let linfa_pd = lf.linfa_pd(&x);
+    let rows = train::dataset::read_dataset_csv(&data).unwrap();
+    for (k, &i) in outcome.train_idx.iter().enumerate() {
+        let r = a.score_row(&rows[i].features);
+        assert!(
+            (r.pd - linfa_pd[k]).abs() < 1e-9,
+            "{} vs {}",
+            r.pd,
+            linfa_pd[k]
+        );
+        let sum: f64 = r.features.iter().map(|p| p.points).sum();
+        assert_eq!(sum, r.score, "points add up to the score exactly");
+        assert!((a.scaling.pd_of_score(r.score) - r.pd).abs() < 1e-9);
+        assert_eq!(r.pd, outcome.train_scored.pd[k]);
+    }
+
+    // evaluate any artifact on any dataset
+    let e =
+        train::run_evaluate(&s1.model_dir, &data, &dir.path().join("eval"), Some(&truth)).unwrap();
+    assert_eq!(e.rows, summary.rows);
+    assert!(e.report.exists());
+}
