@@ -53,6 +53,12 @@ pub struct Settings {
     pub sqlite_synchronous: String,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// Where model artifacts live, one directory per version.
+    pub models_dir: std::path::PathBuf,
+    /// The model to start with when none was activated before (default: the newest version).
+    pub model: Option<String>,
+    /// A lending policy TOML file (default: the built-in policy).
+    pub policy_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -69,6 +75,9 @@ impl Default for Settings {
             db_acquire_timeout_secs: 5,
             sqlite_synchronous: "full".to_string(),
             workers: None,
+            models_dir: "models".into(),
+            model: None,
+            policy_file: None,
         }
     }
 }
@@ -108,6 +117,13 @@ impl Settings {
             &mut s.db_acquire_timeout_secs,
         )?;
         env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
+        env_override("SMECREDIT_MODELS_DIR", &mut s.models_dir)?;
+        if let Ok(m) = std::env::var("SMECREDIT_MODEL") {
+            s.model = Some(m);
+        }
+        if let Ok(p) = std::env::var("SMECREDIT_POLICY_FILE") {
+            s.policy_file = Some(p.into());
+        }
         if let Ok(w) = std::env::var("SMECREDIT_WORKERS") {
             s.workers = Some(
                 w.parse()

@@ -10,6 +10,7 @@ pub mod features;
 pub mod ingest;
 pub mod policy;
 pub mod scorecard;
+pub mod scoring;
 pub mod simulate;
 pub mod startup;
 pub mod store;

@@ -1,14 +1,17 @@
 //! Building the application: the store, the HTTP server bound to its listener, and the port it
 //! got (port 0 in tests).
 
-use crate::api::{self, ApiDoc, AppState, RequestSpan};
+use crate::api::{self, ACTIVE_MODEL_SETTING, ApiDoc, AppState, RequestSpan};
 use crate::config::Settings;
+use crate::policy::Policy;
+use crate::scoring::ModelRegistry;
 use crate::store::Store;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use std::net::TcpListener;
+use std::sync::Arc;
 use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -25,17 +28,42 @@ impl Application {
         let store = Store::connect(&settings.store_options())
             .await
             .with_context(|| format!("opening the database {}", redact(&settings.database_url)))?;
-        Self::with_store(settings, store)
+        Self::with_store(settings, store).await
     }
 
     /// Binds the listener for a store that is already open.
-    pub fn with_store(settings: &Settings, store: Store) -> anyhow::Result<Application> {
+    pub async fn with_store(settings: &Settings, store: Store) -> anyhow::Result<Application> {
+        let policy = match &settings.policy_file {
+            Some(path) => Policy::load(path)?,
+            None => Policy::default_policy(),
+        };
+        let models = Arc::new(ModelRegistry::new(&settings.models_dir));
+        let persisted = store.setting(ACTIVE_MODEL_SETTING).await?;
+        let preferred: Vec<&str> = persisted
+            .iter()
+            .chain(settings.model.iter())
+            .map(String::as_str)
+            .collect();
+        let (model, problems) = models.activate_first(&preferred);
+        for problem in problems {
+            tracing::warn!(%problem, "model not loaded");
+        }
+        match model {
+            Some(m) => {
+                tracing::info!(model = %m.version, policy = %policy.version, "scoring with model")
+            }
+            None => {
+                tracing::warn!(dir = %settings.models_dir.display(), "no model could be loaded: scoring answers 500 and /readyz 503")
+            }
+        }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             store: store.clone(),
             limits: settings.limits(),
+            models,
+            policy: Arc::new(policy),
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

@@ -16,6 +16,9 @@ pub struct Readiness {
     /// `sqlite` or `postgres`.
     #[schema(example = "sqlite")]
     pub store: &'static str,
+    /// The model new requests score with.
+    #[schema(example = "sc-2026.11-sim42")]
+    pub model: String,
 }
 
 /// Liveness: the process answers.
@@ -25,13 +28,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers and a model is loaded.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready to serve", body = Readiness), CommonErrors))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.store.ping().await?;
+    let Some(model) = state.models.current() else {
+        return Err(ApiError::Unavailable);
+    };
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
         store: state.store.backend_name(),
+        model: model.version.clone(),
     }))
 }

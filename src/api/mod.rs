@@ -6,11 +6,15 @@ mod features;
 mod health;
 mod loans;
 mod merchants;
+mod models;
 mod payments;
 pub mod request_id;
+mod scores;
 
 pub use error::{ApiError, FieldError, Problem};
+pub use models::ACTIVE_MODEL_SETTING;
 pub use request_id::{RequestId, RequestSpan};
+pub use scores::{AuditRecord, DecisionView};
 
 use crate::store::Store;
 use actix_web::http::header;
@@ -39,11 +43,14 @@ impl Default for Limits {
     }
 }
 
-/// What every handler gets: the store and the limits. Nothing is loaded per request.
+/// What every handler gets: the store, the limits, the models (the active one behind an atomic
+/// swap) and the lending policy. Nothing is loaded per request.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
     pub limits: Limits,
+    pub models: std::sync::Arc<crate::scoring::ModelRegistry>,
+    pub policy: std::sync::Arc<crate::policy::Policy>,
 }
 
 /// Registers every route of the API.
@@ -65,6 +72,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/merchants/{merchant_id}/loans")
                 .route(web::get().to(loans::list_for_merchant)),
+        )
+        .service(web::resource("/v1/scores").route(web::post().to(scores::score)))
+        .service(
+            web::resource("/v1/decisions/{decision_id}").route(web::get().to(scores::decision)),
+        )
+        .service(web::resource("/v1/models").route(web::get().to(models::list)))
+        .service(
+            web::resource("/v1/models/{version}/activate").route(web::post().to(models::activate)),
         )
         .service(web::resource("/v1/loans").route(web::post().to(loans::create)))
         .service(web::resource("/v1/loans/{loan_id}").route(web::get().to(loans::get)))
@@ -167,6 +182,10 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         payments::list,
         features::catalog,
         features::merchant_features,
+        scores::score,
+        scores::decision,
+        models::list,
+        models::activate,
         loans::create,
         loans::get,
         loans::record_outcome,
@@ -177,6 +196,8 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         (name = "merchants", description = "Merchants as the payment platform describes them"),
         (name = "payments", description = "Payment histories, ingested exactly once"),
         (name = "features", description = "Point-in-time features of a merchant's history, and their catalog"),
+        (name = "scores", description = "Credit decisions for lenders, and their audit records"),
+        (name = "models", description = "Model artifacts: list, verify and switch without a restart"),
         (name = "loans", description = "Loans and their outcomes: the labels for retraining"),
         (name = "operations", description = "Liveness and readiness"),
     )

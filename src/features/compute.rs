@@ -91,8 +91,10 @@ pub fn as_of_start_of_day(date: NaiveDate) -> DateTime<Utc> {
     date.and_time(NaiveTime::MIN).and_utc()
 }
 
-/// One feature value.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One feature value. Its serde form (`{"money": 1250}`, `{"ratio": 0.25}`, `"missing"`) is how
+/// the audit log records inputs, exactly (floats round-trip).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FeatureValue {
     /// Exact money, in minor units of the vector's currency.
     Money(i64),
@@ -138,6 +140,20 @@ pub struct FeatureVector {
 }
 
 impl FeatureVector {
+    /// A vector from recorded values in catalog order (as the audit log keeps them); `None` if
+    /// the count does not match the catalog.
+    pub fn from_values(
+        as_of: DateTime<Utc>,
+        currency: Currency,
+        values: &[FeatureValue],
+    ) -> Option<FeatureVector> {
+        Some(FeatureVector {
+            as_of,
+            currency,
+            values: values.try_into().ok()?,
+        })
+    }
+
     /// The same vector with one value replaced: what-if analysis for explanations.
     pub fn with(&self, id: FeatureId, value: FeatureValue) -> FeatureVector {
         let mut changed = self.clone();

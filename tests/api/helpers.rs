@@ -138,6 +138,7 @@ pub fn test_settings(url: &str) -> Settings {
         .to_string(),
         sqlite_synchronous: "normal".to_string(),
         workers: Some(1),
+        models_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/models").into(),
         ..Settings::default()
     }
 }

@@ -10,4 +10,5 @@ mod loans;
 mod merchants;
 mod openapi;
 mod payments;
+mod scores;
 mod simulated;

@@ -1,0 +1,291 @@
+use super::features::parse_as_of;
+use super::merchants::find_merchant;
+use super::{ApiError, AppState, CommonErrors, FieldError, Problem, RequestId, read_json};
+use crate::domain::{Currency, MerchantId, Money, MoneyJson};
+use crate::explain::Reason;
+use crate::features::{CATALOG, FeatureValue, FeatureVector, MerchantProfile, compute};
+use crate::policy::{Decision, Grade, Knockout, net_sales_minor};
+use crate::scoring::{DecisionInputs, Evaluation, evaluate};
+use crate::store::DecisionRow;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A lender's question: can this merchant borrow, how much, at what price, and why?
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"merchant_id": "m-0001", "as_of": "2026-11-21", "requested_amount": {"amount": "8000.00", "currency": "CNY"}}))]
+pub struct ScoreRequest {
+    pub merchant_id: String,
+    /// Score as of this date (its 00:00 UTC) or RFC 3339 instant; default now. Only payments
+    /// before it are used.
+    pub as_of: Option<String>,
+    /// What the merchant asked for; above the limit it is answered with the limit.
+    #[schema(value_type = Option<Money>)]
+    pub requested_amount: Option<MoneyJson>,
+}
+
+/// A credit decision.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "decision_id": "5b0e6f3e-2c1d-4c9b-9a57-1f0c3e2a7d11", "merchant_id": "m-0001", "as_of": "2026-11-21T00:00:00Z",
+    "model_version": "sc-2026.11-sim42", "model_sha256": "30e5fcaf3d99c97c40b48a41e245850a10a5495316e8a27746d0a4648d5a213f",
+    "policy_version": "policy-2026.11-v1", "score": 612.4, "pd": 0.0131, "grade": "A", "decision": "approve",
+    "credit_limit": {"amount": "4500.00", "currency": "CNY"}, "offered_amount": {"amount": "4500.00", "currency": "CNY"},
+    "indicative_apr": "0.12", "suggested_repayment_share": "0.30", "thin_file": false,
+    "reasons": [{"code": "R-REFUND_SHARE_90D", "feature": "refund_share_90d", "points_below_best": 6.2,
+        "text": "Refunds as a share of sales by amount over the last 90 days — 6.2 points below the best band"}],
+    "knockouts": [], "created_at": "2026-11-21T08:00:00Z"}))]
+pub struct DecisionView {
+    pub decision_id: String,
+    pub merchant_id: String,
+    pub as_of: DateTime<Utc>,
+    pub model_version: String,
+    pub model_sha256: String,
+    pub policy_version: String,
+    /// Scorecard points; the per-feature points in the audit record add up to it.
+    pub score: f64,
+    /// Probability of default within the term.
+    pub pd: f64,
+    pub grade: Grade,
+    pub decision: Decision,
+    pub credit_limit: Money,
+    /// The requested amount capped at the limit (the limit if nothing was requested).
+    pub offered_amount: Money,
+    /// Indicative annual rate, as a decimal fraction.
+    pub indicative_apr: Decimal,
+    /// Share of daily net sales that repays the offered amount over the policy's term.
+    pub suggested_repayment_share: Option<Decimal>,
+    /// A short history: a starter limit instead of a decline.
+    pub thin_file: bool,
+    /// At most four principal reasons, furthest below the best points first.
+    pub reasons: Vec<Reason>,
+    /// Policy rules that fired.
+    pub knockouts: Vec<Knockout>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One feature's part of the score, as recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordedPoints {
+    pub feature: String,
+    pub bin: String,
+    pub points: f64,
+    pub points_below_best: f64,
+}
+
+/// A feature value as recorded, by name.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordedValue {
+    pub feature: String,
+    #[schema(value_type = Object)]
+    pub value: FeatureValue,
+}
+
+/// The audit record of a decision: the answer and everything it was made from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub decision: DecisionView,
+    pub currency: String,
+    /// Every catalog feature as of `as_of`, in catalog order.
+    pub feature_values: Vec<RecordedValue>,
+    #[schema(value_type = Object)]
+    pub inputs: DecisionInputs,
+    pub points: Vec<RecordedPoints>,
+    pub request_id: String,
+    pub caller: String,
+}
+
+impl AuditRecord {
+    /// The feature vector the decision was made from.
+    pub fn features(&self) -> Option<FeatureVector> {
+        let currency = Currency::parse(&self.currency).ok()?;
+        let values: Vec<FeatureValue> = self.feature_values.iter().map(|v| v.value).collect();
+        FeatureVector::from_values(self.decision.as_of, currency, &values)
+    }
+}
+
+fn view(
+    id: &MerchantId,
+    model_version: &str,
+    model_sha256: &str,
+    policy_version: &str,
+    as_of: DateTime<Utc>,
+    e: &Evaluation,
+) -> DecisionView {
+    DecisionView {
+        decision_id: uuid::Uuid::new_v4().to_string(),
+        merchant_id: id.to_string(),
+        as_of,
+        model_version: model_version.to_string(),
+        model_sha256: model_sha256.to_string(),
+        policy_version: policy_version.to_string(),
+        score: e.result.score,
+        pd: e.result.pd,
+        grade: e.grade,
+        decision: e.terms.decision,
+        credit_limit: e.terms.credit_limit,
+        offered_amount: e.terms.offered,
+        indicative_apr: e.terms.indicative_apr,
+        suggested_repayment_share: e.terms.suggested_repayment_share,
+        thin_file: e.terms.thin_file,
+        reasons: e.reasons.clone(),
+        knockouts: e.terms.knockouts.clone(),
+        created_at: Utc::now(),
+    }
+}
+
+/// Score a stored merchant: a decision with its price and reasons, logged for audit.
+///
+/// The decision is committed to the audit log before the answer. A merchant with no payments at
+/// all is declined with the reason `no_trading_history`, not refused.
+#[utoipa::path(post, path = "/v1/scores", tag = "scores",
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "The decision (approve, refer or decline)", body = DecisionView),
+        (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        CommonErrors,
+    ))]
+pub async fn score(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let input: ScoreRequest = read_json(&req, body, state.limits.max_body_bytes).await?;
+    let id = MerchantId::parse(input.merchant_id.as_str())
+        .map_err(|e| ApiError::invalid_field("merchant_id", e.to_string()))?;
+    let as_of = parse_as_of(input.as_of.as_deref())?;
+    let Some(model) = state.models.current() else {
+        return Err(ApiError::Internal(anyhow::anyhow!("no model is loaded")));
+    };
+    let merchant = find_merchant(&state, &id).await?;
+    let currency = merchant.merchant.currency;
+    let requested = match &input.requested_amount {
+        None => None,
+        Some(m) => {
+            let parsed = Currency::parse(&m.currency)
+                .and_then(|c| {
+                    if c == currency {
+                        Ok(c)
+                    } else {
+                        Err(crate::domain::Invalid::new(format!(
+                            "{c} is not the merchant's currency, {currency}"
+                        )))
+                    }
+                })
+                .and_then(|c| Money::parse(&m.amount, c))
+                .and_then(|m| {
+                    if m.is_positive() {
+                        Ok(m)
+                    } else {
+                        Err(crate::domain::Invalid::new("must be greater than zero"))
+                    }
+                });
+            Some(parsed.map_err(|e| ApiError::invalid_field("requested_amount", e.to_string()))?)
+        }
+    };
+    let facts = state.store.payment_facts(merchant.key, as_of).await?;
+    let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
+    let inputs = DecisionInputs {
+        net_sales_180d_minor: net_sales_minor(&facts, as_of, 180),
+        has_history: !facts.is_empty(),
+        requested,
+    };
+    let evaluation = evaluate(&model.artifact, &state.policy, &features, &inputs);
+    let decision = view(
+        &id,
+        &model.version,
+        &model.artifact.artifact_sha256,
+        &state.policy.version,
+        as_of,
+        &evaluation,
+    );
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let record = AuditRecord {
+        decision: decision.clone(),
+        currency: currency.code().to_string(),
+        feature_values: CATALOG
+            .iter()
+            .zip(features.values())
+            .map(|(def, v)| RecordedValue {
+                feature: def.name.to_string(),
+                value: *v,
+            })
+            .collect(),
+        inputs,
+        points: evaluation
+            .result
+            .features
+            .iter()
+            .map(|p| RecordedPoints {
+                feature: p.name.clone(),
+                bin: p.bin.clone(),
+                points: p.points,
+                points_below_best: p.points_below_best,
+            })
+            .collect(),
+        request_id: request_id.clone(),
+        // Until API keys exist every caller is anonymous.
+        caller: "anonymous".to_string(),
+    };
+    state
+        .store
+        .insert_decision(&DecisionRow {
+            decision_id: decision.decision_id.clone(),
+            merchant_key: Some(merchant.key),
+            model_version: model.version.clone(),
+            policy_version: state.policy.version.clone(),
+            decision: decision.decision.as_str().to_string(),
+            caller: record.caller.clone(),
+            request_id,
+            created_at: decision.created_at,
+            record: serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.into()))?,
+        })
+        .await?;
+    tracing::info!(decision = decision.decision.as_str(), grade = %decision.grade, model = %model.version, "decision made");
+    Ok(HttpResponse::Ok().json(decision))
+}
+
+/// The full audit record of a decision: inputs, per-feature points, model and policy versions.
+#[utoipa::path(get, path = "/v1/decisions/{decision_id}", tag = "scores",
+    params(("decision_id" = String, Path, description = "The decision id")),
+    responses(
+        (status = 200, description = "The audit record", body = AuditRecord),
+        (status = 404, description = "No such decision", body = Problem, content_type = "application/problem+json"),
+        CommonErrors,
+    ))]
+pub async fn decision(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let row = state.store.decision(&path).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "decision {} is not known",
+            path.chars().take(64).collect::<String>()
+        ))
+    })?;
+    let record: AuditRecord = serde_json::from_value(row.record).map_err(|e| {
+        ApiError::Internal(anyhow::Error::new(e).context("reading an audit record"))
+    })?;
+    Ok(HttpResponse::Ok().json(record))
+}
+
+/// Why a field was refused, for the models routes.
+pub(super) fn model_problem(e: crate::scoring::ModelError) -> ApiError {
+    match e {
+        crate::scoring::ModelError::NotFound(m) => ApiError::NotFound(m),
+        crate::scoring::ModelError::Invalid(m) => ApiError::Validation {
+            detail: format!("the model cannot be used: {m}"),
+            errors: vec![FieldError::new("version", m)],
+        },
+    }
+}
