@@ -34,6 +34,10 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         bind: Option<String>,
+        /// On an empty database, first seed a small simulated population (40 merchants with
+        /// payment histories up to today, and loan outcomes) to try the service with.
+        #[arg(long)]
+        demo: bool,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -162,11 +166,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     crate::telemetry::init(settings.log_format, &settings.log_filter);
     match cli.command {
-        Command::Serve { bind } => {
+        Command::Serve { bind, demo } => {
             if let Some(bind) = bind {
                 settings.bind = bind;
             }
             let app = Application::build(&settings).await?;
+            if demo {
+                crate::demo::seed_if_empty(app.store()).await?;
+            }
             tracing::info!(
                 port = app.port(),
                 store = app.store().backend_name(),

@@ -53,7 +53,7 @@ impl Application {
                 tracing::info!(model = %m.version, policy = %policy.version, "scoring with model")
             }
             None => {
-                tracing::warn!(dir = %settings.models_dir.display(), "no model could be loaded: scoring answers 500 and /readyz 503")
+                tracing::warn!(dir = %settings.models_dir.display(), "no model could be loaded: scoring and /readyz answer 503")
             }
         }
         let listener = TcpListener::bind(&settings.bind)

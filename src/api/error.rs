@@ -77,6 +77,8 @@ pub enum ApiError {
     },
     /// 503: the store is unreachable or busy; try again.
     Unavailable,
+    /// 503: no scoring model is loaded (none in the models directory verified).
+    NoModel,
     /// 500: logged with its cause chain; the client learns only that something failed.
     Internal(anyhow::Error),
 }
@@ -135,6 +137,11 @@ impl ApiError {
                 "unavailable",
                 "The service is temporarily unavailable",
             ),
+            ApiError::NoModel => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-model",
+                "No scoring model is loaded",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -170,6 +177,11 @@ impl ApiError {
             ),
             ApiError::Unavailable => (
                 "the database cannot be reached right now; retry shortly".to_string(),
+                vec![],
+            ),
+            ApiError::NoModel => (
+                "no model artifact in the models directory could be loaded; see GET /v1/models and activate one"
+                    .to_string(),
                 vec![],
             ),
             ApiError::Internal(_) => (
@@ -220,7 +232,7 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        if matches!(self, ApiError::Unavailable) {
+        if matches!(self, ApiError::Unavailable | ApiError::NoModel) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())

@@ -34,7 +34,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.store.ping().await?;
     let Some(model) = state.models.current() else {
-        return Err(ApiError::Unavailable);
+        return Err(ApiError::NoModel);
     };
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",

@@ -161,7 +161,7 @@ pub async fn score(
         .map_err(|e| ApiError::invalid_field("merchant_id", e.to_string()))?;
     let as_of = parse_as_of(input.as_of.as_deref())?;
     let Some(model) = state.models.current() else {
-        return Err(ApiError::Internal(anyhow::anyhow!("no model is loaded")));
+        return Err(ApiError::NoModel);
     };
     let merchant = find_merchant(&state, &id).await?;
     let currency = merchant.merchant.currency;

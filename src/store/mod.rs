@@ -475,6 +475,14 @@ impl Store {
         Ok(row)
     }
 
+    /// How many merchants are stored.
+    pub async fn merchant_count(&self) -> Result<i64, StoreError> {
+        let n = with_reader!(self, pool => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM merchants").fetch_one(pool).await?
+        });
+        Ok(n)
+    }
+
     /// Every merchant that has at least one loan, by merchant id (the training population).
     pub async fn merchants_with_loans(&self) -> Result<Vec<StoredMerchant>, StoreError> {
         let sql = format!(
