@@ -1,13 +1,16 @@
 //! Drives the retraining pipeline until the main CLI wires it:
 //!
 //! ```text
-//! cargo run --release --example pipeline -- dataset --sim-dir DIR --out train.csv
+//! cargo run --release --example pipeline -- dataset --sim-dir DIR --out train.csv \
+//!     [--as-of YYYY-MM-DD]
 //! cargo run --release --example pipeline -- simulate-dataset --merchants N --seed S \
-//!     [--history-days D] --out train.csv [--truth truth.csv]
+//!     [--history-days D] [--term-days T] --out train.csv [--truth truth.csv]
 //! cargo run --release --example pipeline -- train --data train.csv --out-dir models \
 //!     --version V [--seed S] [--label L] [--positive-label V] [--truth truth.csv] \
 //!     [--oot-cut YYYY-MM-DD|0.7] [--created-at RFC3339] [--id C]... [--date C] [--segment C]... \
 //!     [--no-challenger] [--no-plots] [--reproduce TEXT]
+//! cargo run --release --example pipeline -- resample --data train.csv --rows N --seed S \
+//!     --out bench.csv
 //! cargo run --release --example pipeline -- evaluate --model models/V --data test.csv \
 //!     --out DIR [--truth truth.csv]
 //! ```
@@ -78,6 +81,10 @@ fn main() -> anyhow::Result<()> {
             let s = train::dataset::from_simulation_dir(
                 &PathBuf::from(a.req("sim-dir")?),
                 &PathBuf::from(a.req("out")?),
+                a.get("as-of")
+                    .map(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d"))
+                    .transpose()
+                    .context("--as-of")?,
             )?;
             println!("{s:?}");
         }
@@ -89,6 +96,9 @@ fn main() -> anyhow::Result<()> {
             };
             if let Some(h) = a.get("history-days") {
                 cfg.history_days = h.parse()?;
+            }
+            if let Some(t) = a.get("term-days") {
+                cfg.term_days = Some(t.parse()?);
             }
             if let Some(r) = a.get("default-rate") {
                 cfg.default_rate = r.parse()?;
@@ -126,6 +136,9 @@ fn main() -> anyhow::Result<()> {
                     Err(_) => OotCut::Quantile(c.parse().context("--oot-cut")?),
                 });
             }
+            if let Some(b) = a.get("fine-bins") {
+                o.fit.fine_bins = b.parse()?;
+            }
             if let Some(p) = a.get("policy-max-pd") {
                 o.policy_max_pd = p.parse()?;
             }
@@ -145,6 +158,33 @@ fn main() -> anyhow::Result<()> {
                 truth.as_deref(),
             )?;
             println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        "resample" => {
+            // benchmark input: `--rows` rows drawn with replacement (ChaCha8, `--seed`) from a
+            // dataset CSV, loan ids suffixed `-r<k>` to stay unique; dates, features and labels
+            // unchanged. For timing only (duplicates straddle the train/test split).
+            use rand::{Rng, SeedableRng};
+            let rows = train::dataset::read_dataset_csv(&PathBuf::from(a.req("data")?))?;
+            if rows.is_empty() {
+                bail!("the dataset is empty");
+            }
+            let n: usize = a.req("rows")?.parse()?;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.req("seed")?.parse()?);
+            let mut out: Vec<_> = (0..n)
+                .map(|k| {
+                    let mut r = rows[rng.random_range(0..rows.len())].clone();
+                    r.loan_id = format!("{}-r{k}", r.loan_id);
+                    r
+                })
+                .collect();
+            out.sort_by(|x, y| {
+                x.loan_date
+                    .cmp(&y.loan_date)
+                    .then(x.loan_id.cmp(&y.loan_id))
+            });
+            let f = std::fs::File::create(a.req("out")?)?;
+            train::dataset::write_dataset_csv(std::io::BufWriter::new(f), &out)?;
+            println!("{n} rows");
         }
         other => bail!("unknown command {other:?}"),
     }

@@ -87,6 +87,10 @@ pub enum Command {
         /// the database.
         #[arg(long)]
         from_simulation: Option<PathBuf>,
+        /// The observation date: only loans whose term ended by then are rows, whatever their
+        /// outcome. Default: today (database), the day after the last payment (simulation).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
     },
     /// Fit a scorecard (and a challenger), evaluate it out of time, and write
     /// OUT_DIR/VERSION/model.json with its report and plots.
@@ -258,14 +262,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset {
             out,
             from_simulation,
+            as_of,
         } => {
             let summary = match from_simulation {
-                Some(dir) => crate::train::dataset::from_simulation_dir(&dir, &out)?,
+                Some(dir) => crate::train::dataset::from_simulation_dir(&dir, &out, as_of)?,
                 None => {
                     let store = Store::connect(&settings.store_options()).await?;
+                    let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
                     let summary = crate::train::from_store::dataset_from_store(
                         &store,
                         &out,
+                        as_of,
                         std::io::stderr().is_terminal(),
                     )
                     .await?;
@@ -274,11 +281,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             eprintln!(
-                "wrote {} loans of {} merchants ({} defaulted within the term; {} open loans excluded, {} defaults after the term labelled 0; loan dates {} to {}) to {}",
+                "wrote {} loans of {} merchants ({} defaulted within the term; {} open and {} immature loans excluded as of {}, {} defaults after the term labelled 0; loan dates {} to {}) to {}",
                 summary.rows,
                 summary.merchants,
                 summary.defaults,
                 summary.open_excluded,
+                summary.immature_excluded,
+                summary.as_of.map_or("-".to_string(), |d| d.to_string()),
                 summary.late_defaults_not_labelled,
                 summary
                     .first_loan_date

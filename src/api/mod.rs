@@ -1,6 +1,7 @@
 //! The REST API: routes per resource, one error type answered as problem+json, request ids,
 //! and the OpenAPI document generated from the handlers' annotations.
 
+mod eligibility;
 pub mod error;
 mod features;
 mod health;
@@ -72,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/merchants/{merchant_id}/loans")
                 .route(web::get().to(loans::list_for_merchant)),
+        )
+        .service(
+            web::resource("/v1/merchants/{merchant_id}/eligibility")
+                .route(web::get().to(eligibility::eligibility)),
         )
         .service(web::resource("/v1/scores").route(web::post().to(scores::score)))
         .service(
@@ -184,6 +189,7 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         features::merchant_features,
         scores::score,
         scores::decision,
+        eligibility::eligibility,
         models::list,
         models::activate,
         loans::create,

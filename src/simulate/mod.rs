@@ -38,6 +38,11 @@ pub struct SimConfig {
     pub thin_file_share: f64,
     /// ISO 4217 code with 2 decimal places.
     pub currency: String,
+    /// `Some(T)`: every loan has a term of T days (1–180), e.g. 90 for a product priced over 90
+    /// days. `None` (default): terms 30/60/90/180 days with probability 20/25/35/20 %. The term
+    /// draw is made either way, so nothing else about a merchant changes except what follows from
+    /// the term (loan timing, PD).
+    pub term_days: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -50,6 +55,7 @@ impl Default for SimConfig {
             history_days: 365,
             thin_file_share: 0.15,
             currency: "CNY".to_string(),
+            term_days: None,
         }
     }
 }
@@ -68,6 +74,11 @@ impl SimConfig {
                 "default_rate must be strictly between 0 and 1, got {}",
                 self.default_rate
             );
+        }
+        if let Some(t) = self.term_days
+            && !(1..=180).contains(&t)
+        {
+            bail!("term_days must be between 1 and 180, got {t}");
         }
         if !(150..=3650).contains(&self.history_days) {
             bail!(
@@ -643,5 +654,32 @@ mod tests {
         assert_eq!(a.health, b.health);
         let c = plan_merchant(&config(10, 2), 7);
         assert_ne!(a.health, c.health);
+    }
+
+    #[test]
+    fn a_fixed_term_changes_only_the_terms_and_what_follows() {
+        let fixed = SimConfig {
+            term_days: Some(90),
+            ..config(300, 4)
+        };
+        assert!(
+            SimConfig {
+                term_days: Some(181),
+                ..config(1, 1)
+            }
+            .validate()
+            .is_err()
+        );
+        let mut loans = 0;
+        for i in 0..300 {
+            let (a, b) = (plan_merchant(&config(300, 4), i), plan_merchant(&fixed, i));
+            assert_eq!(a.health, b.health, "same merchant");
+            assert!(b.loans.iter().all(|l| l.term == 90));
+            if let (Some(x), Some(y)) = (a.loans.first(), b.loans.first()) {
+                assert_eq!(x.day, y.day, "first loan on the same day");
+            }
+            loans += b.loans.len();
+        }
+        assert!(loans > 200, "{loans}");
     }
 }

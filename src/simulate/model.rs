@@ -473,7 +473,8 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
         if next_day + 5 > history_days || fail_day.is_some_and(|f| next_day >= f) {
             break;
         }
-        let term = [30, 60, 90, 180][pick(&mut rng, &[0.2, 0.25, 0.35, 0.2])];
+        let drawn = [30, 60, 90, 180][pick(&mut rng, &[0.2, 0.25, 0.35, 0.2])];
+        let term = cfg.term_days.unwrap_or(drawn);
         let d = next_day as usize;
         let h_d = f64::from(health[d]);
         let h_f = health[d..d + term as usize]

@@ -2,8 +2,9 @@
 //!
 //! # Numeric features
 //!
-//! 1. **Fine bins**: up to [`FINE_BINS`] (20) quantile bins of the non-missing values: cut `k` is
-//!    the value at sorted position `⌊k·n/20⌋`; duplicate cuts collapse (a value never straddles
+//! 1. **Fine bins**: up to [`FINE_BINS`] (20; [`bin_numeric_fine`] / `FitOptions::fine_bins` take
+//!    another number `F`) quantile bins of the non-missing values: cut `k` is the value at sorted
+//!    position `⌊k·n/F⌋`; duplicate cuts collapse (a value never straddles
 //!    two bins). Bins are `lower ≤ x < upper`.
 //! 2. **Minimum size**: while a bin holds fewer than `min_share` (5 %) of *all* training rows, it
 //!    is merged with its smaller neighbour (the smallest offending bin first, leftmost on ties).
@@ -148,6 +149,19 @@ pub fn bin_numeric(
     direction: Option<Direction>,
     min_share: f64,
 ) -> ScoreFeature {
+    bin_numeric_fine(name, values, labels, direction, min_share, FINE_BINS)
+}
+
+/// [`bin_numeric`] starting from `fine_bins` quantile bins (at least 2) instead of [`FINE_BINS`].
+pub fn bin_numeric_fine(
+    name: &str,
+    values: &[Option<f64>],
+    labels: &[bool],
+    direction: Option<Direction>,
+    min_share: f64,
+    fine_bins: usize,
+) -> ScoreFeature {
+    let fine_bins = fine_bins.max(2);
     let total = labels.len() as u64;
     let tb = labels.iter().filter(|&&l| l).count() as u64;
     let tg = total - tb;
@@ -167,8 +181,8 @@ pub fn bin_numeric(
     // fine cuts
     let n = xs.len();
     let mut cuts: Vec<f64> = Vec::new();
-    for k in 1..FINE_BINS {
-        let idx = k * n / FINE_BINS;
+    for k in 1..fine_bins {
+        let idx = k * n / fine_bins;
         if idx == 0 || idx >= n {
             continue;
         }

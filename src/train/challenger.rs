@@ -111,19 +111,26 @@ impl Forest {
         let m = ((p as f64).sqrt().ceil() as usize * 2).clamp(1, p);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_f0e5);
         let w_bad = (y.len() - bads) as f32 / bads as f32;
-        let mut trees = Vec::with_capacity(TREES);
-        for _ in 0..TREES {
-            let rows: Vec<usize> = (0..y.len()).map(|_| rng.random_range(0..y.len())).collect();
-            let mut feats: Vec<usize> = (0..p).collect();
-            for i in 0..m {
-                let j = rng.random_range(i..p);
-                feats.swap(i, j);
-            }
-            feats.truncate(m);
-            feats.sort_unstable();
+        // the bootstrap rows and feature subsets are drawn first, in the same order as a
+        // sequential loop; the trees are then fitted on worker threads and gathered in order, so
+        // the forest does not depend on scheduling
+        let draws: Vec<(Vec<usize>, Vec<usize>)> = (0..TREES)
+            .map(|_| {
+                let rows: Vec<usize> = (0..y.len()).map(|_| rng.random_range(0..y.len())).collect();
+                let mut feats: Vec<usize> = (0..p).collect();
+                for i in 0..m {
+                    let j = rng.random_range(i..p);
+                    feats.swap(i, j);
+                }
+                feats.truncate(m);
+                feats.sort_unstable();
+                (rows, feats)
+            })
+            .collect();
+        let fit_tree = |(rows, feats): &(Vec<usize>, Vec<usize>)| -> anyhow::Result<Tree> {
             let xs = x
-                .select(ndarray::Axis(0), &rows)
-                .select(ndarray::Axis(1), &feats);
+                .select(ndarray::Axis(0), rows)
+                .select(ndarray::Axis(1), feats);
             let ys: Array1<usize> = rows.iter().map(|&r| usize::from(y[r])).collect();
             let ws: Array1<f32> = rows
                 .iter()
@@ -145,7 +152,31 @@ impl Forest {
                 e.0 += 1.0;
                 e.1 += f64::from(u8::from(y[r]));
             }
-            trees.push((tree, feats, leaves));
+            Ok((tree, feats.clone(), leaves))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = TREES.div_ceil(threads);
+        let fitted: Vec<anyhow::Result<Vec<Tree>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = draws
+                .chunks(chunk)
+                .map(|part| {
+                    let fit_tree = &fit_tree;
+                    s.spawn(move || part.iter().map(fit_tree).collect())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a challenger thread panicked")))
+                })
+                .collect()
+        });
+        let mut trees = Vec::with_capacity(TREES);
+        for part in fitted {
+            trees.extend(part?);
         }
         Ok(Forest {
             trees,

@@ -13,6 +13,14 @@
 //!   event the scorecard predicts ("defaulted within the term"); such loans are counted in
 //!   [`LoanRowsStats::late_defaults_not_labelled`] so the data team can see how many there are.
 //! * **Open loans** (no outcome yet) are excluded and counted.
+//! * **Immature loans** — whose term had not ended by the observation date `as_of` (the export
+//!   date of the data: [`crate::simulate::SimConfig::end`] for a simulation, otherwise the day after
+//!   the latest payment) — are excluded *whatever their outcome* and counted in
+//!   [`LoanRowsStats::immature_excluded`]. Without this rule a recent loan enters the table only if
+//!   it has already defaulted (a repaid one is still open), which inflates the default rate of the
+//!   most recent months — exactly the out-of-time test window — and skews it towards short terms.
+//!   Every row therefore has its whole term observed: the label horizon is the full term for all
+//!   rows.
 //! * **Thin file** = fewer than 90 days of payment history at disbursement, i.e. the catalog
 //!   feature `days_of_history` is below 90 or missing (no payment at all). 90 days is the shortest
 //!   window most catalog features need to be fully observed, so thin files are the rows whose
@@ -68,6 +76,8 @@ pub struct DatasetRow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoanRowsStats {
     pub open_excluded: usize,
+    /// Loans with an outcome but a term ending after the observation date (module docs).
+    pub immature_excluded: usize,
     pub late_defaults_not_labelled: usize,
 }
 
@@ -83,15 +93,17 @@ pub fn loan_rows(
     facts: &[PaymentFact],
     loans: &[(Loan, Option<LoanOutcome>)],
 ) -> (Vec<DatasetRow>, usize) {
-    let (rows, stats) = loan_rows_with_stats(merchant, facts, loans);
+    let (rows, stats) = loan_rows_with_stats(merchant, facts, loans, None);
     (rows, stats.open_excluded)
 }
 
-/// [`loan_rows`] with the full counts.
+/// [`loan_rows`] with the full counts; with `as_of`, loans whose term ends after `as_of`
+/// (`due_on > as_of`) are excluded as immature whatever their outcome (module docs).
 pub fn loan_rows_with_stats(
     merchant: &Merchant,
     facts: &[PaymentFact],
     loans: &[(Loan, Option<LoanOutcome>)],
+    as_of: Option<NaiveDate>,
 ) -> (Vec<DatasetRow>, LoanRowsStats) {
     let profile = MerchantProfile::from(merchant);
     let mut stats = LoanRowsStats::default();
@@ -101,6 +113,10 @@ pub fn loan_rows_with_stats(
             stats.open_excluded += 1;
             continue;
         };
+        if as_of.is_some_and(|d| loan.due_on() > d) {
+            stats.immature_excluded += 1;
+            continue;
+        }
         let label = label_of(loan, outcome);
         if outcome.is_default() && !label {
             stats.late_defaults_not_labelled += 1;
@@ -222,6 +238,10 @@ pub struct DatasetSummary {
     pub rows: usize,
     pub defaults: usize,
     pub open_excluded: usize,
+    /// Loans with an outcome whose term ended after the observation date (module docs).
+    pub immature_excluded: usize,
+    /// The observation date used for the maturity rule.
+    pub as_of: Option<NaiveDate>,
     pub late_defaults_not_labelled: usize,
     pub first_loan_date: Option<NaiveDate>,
     pub last_loan_date: Option<NaiveDate>,
@@ -233,6 +253,7 @@ impl DatasetSummary {
         self.rows += rows.len();
         self.defaults += rows.iter().filter(|r| r.label).count();
         self.open_excluded += stats.open_excluded;
+        self.immature_excluded += stats.immature_excluded;
         self.late_defaults_not_labelled += stats.late_defaults_not_labelled;
     }
 
@@ -416,8 +437,12 @@ fn canonical_order(rows: &mut [DatasetRow]) {
 /// Builds the dataset from a simulator output directory (`merchants.csv`, `payments.csv`,
 /// `loans.csv`) and writes it to `out_csv`. `payments.csv` is streamed merchant by merchant (it
 /// is grouped by merchant), so memory holds one merchant's payments at a time plus the rows.
-pub fn from_simulation_dir(dir: &Path, out_csv: &Path) -> anyhow::Result<DatasetSummary> {
-    let (rows, summary) = rows_from_simulation_dir(dir)?;
+pub fn from_simulation_dir(
+    dir: &Path,
+    out_csv: &Path,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<DatasetSummary> {
+    let (rows, summary) = rows_from_simulation_dir(dir, as_of)?;
     write_rows(out_csv, &rows)?;
     Ok(summary)
 }
@@ -431,8 +456,13 @@ fn write_rows(out_csv: &Path, rows: &[DatasetRow]) -> anyhow::Result<()> {
     write_dataset_csv(std::io::BufWriter::new(f), rows)
 }
 
-/// The rows of [`from_simulation_dir`], in canonical order, without writing them.
-pub fn rows_from_simulation_dir(dir: &Path) -> anyhow::Result<(Vec<DatasetRow>, DatasetSummary)> {
+/// The rows of [`from_simulation_dir`], in canonical order, without writing them. `as_of` is the
+/// observation date of the maturity rule (module docs); `None` = the day after the latest payment
+/// (UTC) in `payments.csv` (the simulator's `end`).
+pub fn rows_from_simulation_dir(
+    dir: &Path,
+    as_of: Option<NaiveDate>,
+) -> anyhow::Result<(Vec<DatasetRow>, DatasetSummary)> {
     let read_lines = |name: &str| -> anyhow::Result<Vec<String>> {
         let p = dir.join(name);
         let f = std::fs::File::open(&p).with_context(|| format!("cannot open {}", p.display()))?;
@@ -457,6 +487,7 @@ pub fn rows_from_simulation_dir(dir: &Path) -> anyhow::Result<(Vec<DatasetRow>, 
     }
     let by_id: HashMap<&str, &Merchant> = merchants.iter().map(|m| (m.id.as_str(), m)).collect();
     let done: std::cell::RefCell<std::collections::HashSet<String>> = Default::default();
+    let mut latest_payment = i64::MIN;
     let mut rows = Vec::new();
     let mut summary = DatasetSummary::default();
     let mut emit = |mid: &str, facts: &[PaymentFact], rows: &mut Vec<DatasetRow>| {
@@ -468,7 +499,10 @@ pub fn rows_from_simulation_dir(dir: &Path) -> anyhow::Result<(Vec<DatasetRow>, 
         }
         let empty = Vec::new();
         let ls = loans.get(mid).unwrap_or(&empty);
-        let (r, st) = loan_rows_with_stats(m, facts, ls);
+        if let Some(last) = facts.iter().map(|f| f.at_micros).max() {
+            latest_payment = latest_payment.max(last);
+        }
+        let (r, st) = loan_rows_with_stats(m, facts, ls, as_of);
         summary.add(&r, st);
         rows.extend(r);
         Ok(())
@@ -519,6 +553,27 @@ pub fn rows_from_simulation_dir(dir: &Path) -> anyhow::Result<(Vec<DatasetRow>, 
     for id in unseen {
         emit(id, &[], &mut rows)?;
     }
+    let as_of = match as_of {
+        Some(d) => d,
+        None => {
+            // the day after the latest payment, then the maturity rule on the rows kept
+            let d = chrono::DateTime::from_timestamp_micros(latest_payment)
+                .map(|t| t.date_naive() + chrono::Days::new(1))
+                .ok_or_else(|| anyhow!("payments.csv holds no payment to date the export by"))?;
+            let due: HashMap<&str, NaiveDate> = loans
+                .values()
+                .flatten()
+                .map(|(l, _)| (l.id.as_str(), l.due_on()))
+                .collect();
+            let before = rows.len();
+            rows.retain(|r| due.get(r.loan_id.as_str()).is_none_or(|&x| x <= d));
+            summary.immature_excluded += before - rows.len();
+            d
+        }
+    };
+    summary.as_of = Some(as_of);
+    summary.rows = rows.len();
+    summary.defaults = rows.iter().filter(|r| r.label).count();
     canonical_order(&mut rows);
     summary.finish(&rows);
     Ok((rows, summary))
@@ -527,6 +582,7 @@ pub fn rows_from_simulation_dir(dir: &Path) -> anyhow::Result<(Vec<DatasetRow>, 
 /// Rows from one in-memory simulated merchant (the rows of [`crate::simulate::for_each_merchant`]).
 pub fn rows_from_sim_merchant(
     r: &crate::simulate::SimMerchantRows,
+    as_of: Option<NaiveDate>,
 ) -> anyhow::Result<(Vec<DatasetRow>, LoanRowsStats)> {
     let merchant_line = std::str::from_utf8(&r.merchant)?.trim_end();
     let merchant = parse_merchant_line(merchant_line)?;
@@ -536,7 +592,7 @@ pub fn rows_from_sim_merchant(
     let loans = lines(&r.loans)?
         .map(parse_loan_line)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(loan_rows_with_stats(&merchant, &facts, &loans))
+    Ok(loan_rows_with_stats(&merchant, &facts, &loans, as_of))
 }
 
 /// Simulates a population in memory and builds its dataset rows (canonical order) and the true
@@ -550,7 +606,7 @@ pub fn rows_from_simulation(
     let mut truth = BTreeMap::new();
     let mut summary = DatasetSummary::default();
     let map = |m: crate::simulate::SimMerchantRows| -> anyhow::Result<_> {
-        let (r, st) = rows_from_sim_merchant(&m)?;
+        let (r, st) = rows_from_sim_merchant(&m, Some(config.end))?;
         let mut t = Vec::new();
         for l in lines(&m.truth)? {
             let f = fields(l);
@@ -571,6 +627,7 @@ pub fn rows_from_simulation(
     let kept: std::collections::HashSet<&str> = rows.iter().map(|r| r.loan_id.as_str()).collect();
     truth.retain(|k, _| kept.contains(k.as_str()));
     canonical_order(&mut rows);
+    summary.as_of = Some(config.end);
     summary.finish(&rows);
     Ok((rows, truth, summary))
 }
@@ -711,11 +768,44 @@ mod tests {
             rows.iter().map(|r| r.label).collect::<Vec<_>>(),
             [false, true, false]
         );
-        let (_, st) = loan_rows_with_stats(&m, &facts, &loans);
+        let (_, st) = loan_rows_with_stats(&m, &facts, &loans, None);
         assert_eq!(st.late_defaults_not_labelled, 1);
         assert_eq!(rows[0].region_type, "rural");
         assert_eq!(rows[0].category, "food_stall");
         assert!(!rows[0].thin_file, "150 days of history");
+    }
+
+    #[test]
+    fn immature_loans_are_excluded_whatever_their_outcome() {
+        let m = merchant();
+        let facts = daily_sales("2025-01-02", 300);
+        let loans = vec![
+            // due 2025-08-09 = as_of: matured, kept
+            (
+                loan("l1", "2025-07-10", 30),
+                Some(LoanOutcome::Defaulted {
+                    on: d("2025-07-30"),
+                }),
+            ),
+            // defaulted before as_of but due after it: immature, excluded
+            (
+                loan("l2", "2025-07-20", 90),
+                Some(LoanOutcome::Defaulted {
+                    on: d("2025-08-01"),
+                }),
+            ),
+            (loan("l3", "2025-07-25", 90), None),
+        ];
+        let (rows, st) = loan_rows_with_stats(&m, &facts, &loans, Some(d("2025-08-09")));
+        assert_eq!(
+            rows.iter().map(|r| r.loan_id.as_str()).collect::<Vec<_>>(),
+            ["l1"]
+        );
+        assert_eq!(st.immature_excluded, 1);
+        assert_eq!(st.open_excluded, 1);
+        // without an observation date the early default is kept (the biased rule)
+        let (rows, _) = loan_rows_with_stats(&m, &facts, &loans, None);
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]
@@ -806,7 +896,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         crate::simulate::run(&cfg, dir.path(), false).unwrap();
         let out = dir.path().join("train.csv");
-        let s1 = from_simulation_dir(dir.path(), &out).unwrap();
+        let s1 = from_simulation_dir(dir.path(), &out, None).unwrap();
         let out2 = dir.path().join("train2.csv");
         let truth = dir.path().join("truth2.csv");
         let s2 = from_simulation(&cfg, &out2, Some(&truth), false).unwrap();

@@ -11,7 +11,9 @@
 //!   already kept, stronger feature is dropped, naming that feature.
 //! * **Sign** — with WoE oriented so that positive = safer, every coefficient of the PD logit must
 //!   be negative. If some are not (collinearity), the one with the smallest IV among them is
-//!   dropped and the model refitted, until all signs are right.
+//!   dropped for good, the correlation filter is re-run on the remaining candidates (so a feature
+//!   dropped only for correlating with the sign-dropped one comes back) and the model refitted,
+//!   until all signs are right. The loop ends because every round removes one candidate.
 //!
 //! # Regularisation
 //!
@@ -19,9 +21,10 @@
 //! penalised). α is chosen from [`FitOptions::alphas`] by stratified k-fold cross-validation on the
 //! training rows (folds from a ChaCha8 shuffle seeded with `seed`): in each fold the whole pipeline
 //! (binning, selection, fit) is refitted on the other folds and the AUC measured on the held-out
-//! fold. The α with the best mean AUC wins (ties: the larger α).
+//! fold. The α with the best mean AUC wins (ties: the larger α). The folds run on worker threads
+//! (one per fold) and are gathered in fold order, so the result does not depend on scheduling.
 
-use super::binning::{bin_categorical, bin_numeric};
+use super::binning::{bin_categorical, bin_numeric_fine};
 use super::metrics::auc;
 use super::table::{ColumnData, Table};
 use crate::scorecard::{Artifact, DroppedFeature, ScoreFeature, Value};
@@ -38,6 +41,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
     pub min_bin_share: f64,
+    /// Quantile bins of a numeric feature before merging (see [`super::binning`]).
+    pub fine_bins: usize,
     pub iv_threshold: f64,
     pub max_correlation: f64,
     pub alphas: Vec<f64>,
@@ -50,6 +55,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
             min_bin_share: 0.05,
+            fine_bins: super::binning::FINE_BINS,
             iv_threshold: 0.02,
             max_correlation: 0.7,
             alphas: vec![0.01, 0.1, 1.0, 10.0, 100.0, 1000.0],
@@ -90,7 +96,12 @@ pub fn cell(table: &Table, f: usize, r: usize) -> Value<'_> {
 }
 
 /// Bins every candidate feature on the rows `idx`.
-pub fn bin_candidates(table: &Table, idx: &[usize], min_share: f64) -> Vec<ScoreFeature> {
+pub fn bin_candidates(
+    table: &Table,
+    idx: &[usize],
+    min_share: f64,
+    fine_bins: usize,
+) -> Vec<ScoreFeature> {
     let labels: Vec<bool> = idx.iter().map(|&i| table.label[i]).collect();
     table
         .features
@@ -98,7 +109,7 @@ pub fn bin_candidates(table: &Table, idx: &[usize], min_share: f64) -> Vec<Score
         .map(|c| match &c.data {
             ColumnData::Numeric(v) => {
                 let vals: Vec<Option<f64>> = idx.iter().map(|&i| v[i]).collect();
-                bin_numeric(&c.name, &vals, &labels, c.direction, min_share)
+                bin_numeric_fine(&c.name, &vals, &labels, c.direction, min_share, fine_bins)
             }
             ColumnData::Categorical(v) => {
                 let vals: Vec<Option<String>> = idx.iter().map(|&i| v[i].clone()).collect();
@@ -224,25 +235,34 @@ fn select_and_fit(
     let all_cols: Vec<(usize, &ScoreFeature)> =
         strong.iter().map(|&f| (f, &candidates[f])).collect();
     let x_all = woe_matrix(table, idx, &all_cols);
-    let mut kept: Vec<usize> = Vec::new(); // positions in `strong`
-    for j in 0..strong.len() {
-        let clash = kept.iter().find_map(|&k| {
-            let r = pearson(x_all.column(j), x_all.column(k));
-            (r.abs() > opts.max_correlation).then_some((k, r))
-        });
-        match clash {
-            Some((k, r)) => dropped.push(DroppedFeature {
-                name: candidates[strong[j]].name.clone(),
-                information_value: candidates[strong[j]].information_value,
-                reason: format!(
-                    "WoE correlation {r:.3} with the stronger {} (|r| > {})",
-                    candidates[strong[k]].name, opts.max_correlation
-                ),
-            }),
-            None => kept.push(j),
-        }
-    }
+    // correlation filter and sign check in a loop until stable: a feature dropped for a wrong
+    // sign leaves the pool, and the correlation filter is re-run on what remains, so features
+    // that were dropped only for correlating with it are reconsidered
+    let mut sign_dropped: Vec<usize> = Vec::new(); // positions in `strong`
+    let mut sign_reasons: Vec<DroppedFeature> = Vec::new();
     loop {
+        let mut kept: Vec<usize> = Vec::new(); // positions in `strong`
+        let mut corr_reasons: Vec<DroppedFeature> = Vec::new();
+        for j in 0..strong.len() {
+            if sign_dropped.contains(&j) {
+                continue;
+            }
+            let clash = kept.iter().find_map(|&k| {
+                let r = pearson(x_all.column(j), x_all.column(k));
+                (r.abs() > opts.max_correlation).then_some((k, r))
+            });
+            match clash {
+                Some((k, r)) => corr_reasons.push(DroppedFeature {
+                    name: candidates[strong[j]].name.clone(),
+                    information_value: candidates[strong[j]].information_value,
+                    reason: format!(
+                        "WoE correlation {r:.3} with the stronger {} (|r| > {})",
+                        candidates[strong[k]].name, opts.max_correlation
+                    ),
+                }),
+                None => kept.push(j),
+            }
+        }
         if kept.is_empty() {
             bail!("no feature passed the selection (IV threshold, correlation, coefficient sign)");
         }
@@ -252,9 +272,11 @@ fn select_and_fit(
         let wrong: Vec<usize> = (0..kept.len()).filter(|&i| w[i] >= 0.0).collect();
         if wrong.is_empty() {
             let feats = kept.iter().map(|&j| strong[j]).collect();
+            dropped.extend(corr_reasons);
+            dropped.extend(sign_reasons);
             return Ok((feats, dropped, m.intercept, w));
         }
-        // drop the weakest wrong-signed feature and refit
+        // drop the weakest wrong-signed feature, re-run the correlation filter and refit
         let &worst = wrong
             .iter()
             .min_by(|&&a, &&b| {
@@ -264,7 +286,7 @@ fn select_and_fit(
             })
             .context("non-empty")?;
         let f = strong[kept[worst]];
-        dropped.push(DroppedFeature {
+        sign_reasons.push(DroppedFeature {
             name: candidates[f].name.clone(),
             information_value: candidates[f].information_value,
             reason: format!(
@@ -272,7 +294,7 @@ fn select_and_fit(
                 w[worst]
             ),
         });
-        kept.remove(worst);
+        sign_dropped.push(kept[worst]);
     }
 }
 
@@ -312,7 +334,9 @@ pub fn fit_scorecard(
         .collect();
     if opts.cv_folds >= 2 && opts.alphas.len() > 1 {
         let folds = stratified_folds(&labels, opts.cv_folds, opts.seed);
-        for k in 0..opts.cv_folds {
+        // one thread per fold (each refits binning, selection and every α on its own rows); the
+        // results are gathered in fold order, so the outcome does not depend on scheduling
+        let run_fold = |k: usize| -> anyhow::Result<Vec<f64>> {
             let fit_idx: Vec<usize> = (0..train.len())
                 .filter(|&j| folds[j] != k)
                 .map(|j| train[j])
@@ -321,9 +345,11 @@ pub fn fit_scorecard(
                 .filter(|&j| folds[j] == k)
                 .map(|j| train[j])
                 .collect();
-            let cands = bin_candidates(table, &fit_idx, opts.min_bin_share);
-            for c in cv.iter_mut() {
-                let (feats, _, b0, w) = select_and_fit(table, &fit_idx, &cands, c.alpha, opts)?;
+            let cands = bin_candidates(table, &fit_idx, opts.min_bin_share, opts.fine_bins);
+            let yv: Vec<bool> = val_idx.iter().map(|&i| table.label[i]).collect();
+            let mut aucs = Vec::with_capacity(opts.alphas.len());
+            for &alpha in &opts.alphas {
+                let (feats, _, b0, w) = select_and_fit(table, &fit_idx, &cands, alpha, opts)?;
                 let cols: Vec<(usize, &ScoreFeature)> =
                     feats.iter().map(|&f| (f, &cands[f])).collect();
                 let xv = woe_matrix(table, &val_idx, &cols);
@@ -332,9 +358,29 @@ pub fn fit_scorecard(
                     .into_iter()
                     .map(|r| b0 + r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>())
                     .collect();
-                let yv: Vec<bool> = val_idx.iter().map(|&i| table.label[i]).collect();
-                c.fold_aucs.push(auc(&z, &yv).unwrap_or(0.5));
+                aucs.push(auc(&z, &yv).unwrap_or(0.5));
                 progress.inc(1);
+            }
+            Ok(aucs)
+        };
+        let results: Vec<anyhow::Result<Vec<f64>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..opts.cv_folds)
+                .map(|k| {
+                    let run_fold = &run_fold;
+                    s.spawn(move || run_fold(k))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a cross-validation thread panicked")))
+                })
+                .collect()
+        });
+        for r in results {
+            for (c, a) in cv.iter_mut().zip(r?) {
+                c.fold_aucs.push(a);
             }
         }
         for c in cv.iter_mut() {
@@ -352,7 +398,7 @@ pub fn fit_scorecard(
         })
         .map(|(_, c)| c.alpha)
         .ok_or_else(|| anyhow!("no regularisation strength to try"))?;
-    let candidates = bin_candidates(table, train, opts.min_bin_share);
+    let candidates = bin_candidates(table, train, opts.min_bin_share, opts.fine_bins);
     let (feats, mut dropped, intercept, w) = select_and_fit(table, train, &candidates, best, opts)?;
     progress.inc(1);
     let features = feats

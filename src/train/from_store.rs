@@ -6,6 +6,7 @@ use crate::domain::{Loan, LoanOutcome};
 use crate::features::as_of_start_of_day;
 use crate::store::Store;
 use anyhow::Context;
+use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use std::path::Path;
 pub async fn dataset_from_store(
     store: &Store,
     out: &Path,
+    as_of: NaiveDate,
     progress: bool,
 ) -> anyhow::Result<DatasetSummary> {
     let merchants = store
@@ -44,11 +46,12 @@ pub async fn dataset_from_store(
             continue;
         };
         let facts = store.payment_facts(m.key, as_of_start_of_day(last)).await?;
-        let (merchant_rows, stats) = loan_rows_with_stats(&m.merchant, &facts, &loans);
+        let (merchant_rows, stats) = loan_rows_with_stats(&m.merchant, &facts, &loans, Some(as_of));
         summary.merchants += 1;
         summary.rows += merchant_rows.len();
         summary.defaults += merchant_rows.iter().filter(|r| r.label).count();
         summary.open_excluded += stats.open_excluded;
+        summary.immature_excluded += stats.immature_excluded;
         summary.late_defaults_not_labelled += stats.late_defaults_not_labelled;
         rows.extend(merchant_rows);
         bar.inc(1);
@@ -56,6 +59,7 @@ pub async fn dataset_from_store(
     bar.finish_and_clear();
     // The canonical order of a dataset, as the builder from files writes it.
     rows.sort_by(|a, b| (a.loan_date, &a.loan_id).cmp(&(b.loan_date, &b.loan_id)));
+    summary.as_of = Some(as_of);
     summary.first_loan_date = rows.iter().map(|r| r.loan_date).min();
     summary.last_loan_date = rows.iter().map(|r| r.loan_date).max();
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;

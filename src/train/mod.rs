@@ -344,6 +344,7 @@ pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOut
             "seed": opts.seed,
             "split": split_desc,
             "min_bin_share": fit_opts.min_bin_share,
+            "fine_bins": fit_opts.fine_bins,
             "iv_threshold": fit_opts.iv_threshold,
             "max_correlation": fit_opts.max_correlation,
             "cv_folds": fit_opts.cv_folds,

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod eligibility;
 mod features;
 mod health;
 mod import;

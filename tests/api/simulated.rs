@@ -93,10 +93,12 @@ async fn the_dataset_from_the_store_equals_the_dataset_from_the_files(backend: B
     }
     let from_store = dir.path().join("from_store.csv");
     let from_files = dir.path().join("from_files.csv");
-    let summary = smecredit::train::from_store::dataset_from_store(&app.store, &from_store, false)
-        .await
-        .unwrap();
-    smecredit::train::dataset::from_simulation_dir(dir.path(), &from_files).unwrap();
+    let as_of = config.end;
+    let summary =
+        smecredit::train::from_store::dataset_from_store(&app.store, &from_store, as_of, false)
+            .await
+            .unwrap();
+    smecredit::train::dataset::from_simulation_dir(dir.path(), &from_files, Some(as_of)).unwrap();
     assert!(summary.rows > 0, "{summary:?}");
     let a = std::fs::read_to_string(&from_store).unwrap();
     let b = std::fs::read_to_string(&from_files).unwrap();

@@ -1,0 +1,253 @@
+use super::features::{AsOfQuery, parse_as_of};
+use super::merchants::{find_merchant, merchant_id_from_path};
+use super::{ApiError, AppState, CommonErrors, Problem};
+use crate::domain::Money;
+use crate::explain::{ACTIONABLE, Lang, NextStep, Outcome, helps_and_hurts, next_steps};
+use crate::features::{FeatureId, FeatureValue, MerchantProfile, compute};
+use crate::policy::{Decision, net_sales_minor};
+use crate::scorecard::{Artifact, BinRule};
+use crate::scoring::{DecisionInputs, evaluate};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A merchant's eligibility, in its own language.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Eligibility {
+    pub merchant_id: String,
+    /// `en` or `zh-CN` (also in `Content-Language`).
+    pub language: Lang,
+    pub decision: Decision,
+    /// The status in one sentence.
+    pub status: String,
+    /// How much, and what it would cost.
+    pub offer: Option<String>,
+    pub credit_limit: Money,
+    /// What works in the merchant's favour.
+    pub helps: Vec<String>,
+    /// What holds the merchant back.
+    pub hurts: Vec<String>,
+    /// Changes that, made alone, improve the outcome (each checked by re-scoring).
+    pub next_steps: Vec<NextStep>,
+    pub check_again: String,
+    /// Which data the answer used.
+    pub data_used: String,
+    pub as_of: DateTime<Utc>,
+    pub model_version: String,
+}
+
+fn money_text(m: &Money, lang: Lang) -> String {
+    let amount = m.amount();
+    let whole = amount.trunc().to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 && c != '-' {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let fraction = format!("{:.2}", amount.fract().abs());
+    let text = format!("{grouped}{}", fraction.trim_start_matches('0'));
+    match (lang, m.currency().code()) {
+        (Lang::En, "CNY") => format!("¥{text}"),
+        (Lang::ZhCn, "CNY") => format!("{text}元"),
+        (_, code) => format!("{text} {code}"),
+    }
+}
+
+/// Candidate values for the next steps: the edges of the model's better bins, nearest first.
+fn candidates(
+    artifact: &Artifact,
+    features: &crate::features::FeatureVector,
+) -> Vec<(FeatureId, Vec<FeatureValue>)> {
+    artifact
+        .features
+        .iter()
+        .filter_map(|f| {
+            let id = FeatureId::from_name(&f.name)?;
+            if !ACTIONABLE.contains(&id) {
+                return None;
+            }
+            let now = features.get(id).as_f64();
+            let safer_up = f.direction == "higher_is_safer";
+            let mut values: Vec<f64> = f
+                .bins
+                .iter()
+                .filter_map(|b| match b.rule {
+                    // A value at the lower edge is in the bin; one just under the upper edge too.
+                    BinRule::Range { lower, upper } => {
+                        if safer_up {
+                            lower
+                        } else {
+                            upper.map(|u| u - 1e-9)
+                        }
+                    }
+                    _ => None,
+                })
+                .filter(|v| match now {
+                    Some(n) if safer_up => *v > n,
+                    Some(n) => *v < n,
+                    None => true,
+                })
+                .collect();
+            if safer_up {
+                values.sort_by(f64::total_cmp);
+            } else {
+                values.sort_by(|a, b| b.total_cmp(a));
+            }
+            Some((id, values.into_iter().map(FeatureValue::Ratio).collect()))
+        })
+        .collect()
+}
+
+/// Whether a merchant can get credit, why, and what to do next — in English or Simplified
+/// Chinese (`Accept-Language`; English otherwise, with `Content-Language` saying which).
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/eligibility", tag = "merchants",
+    params(
+        ("merchant_id" = String, Path, description = "The platform's merchant id"),
+        ("Accept-Language" = Option<String>, Header, description = "`en` or `zh-CN`; anything else is answered in English"),
+        AsOfQuery,
+    ),
+    responses(
+        (status = 200, description = "The explanation", body = Eligibility, headers(("Content-Language" = String, description = "The language used"))),
+        (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`as_of` or the id is invalid", body = Problem, content_type = "application/problem+json"),
+        CommonErrors,
+    ))]
+pub async fn eligibility(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<AsOfQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let lang = Lang::negotiate(
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let id = merchant_id_from_path(&path)?;
+    let as_of = parse_as_of(query.as_of.as_deref())?;
+    let Some(model) = state.models.current() else {
+        return Err(ApiError::NoModel);
+    };
+    let merchant = find_merchant(&state, &id).await?;
+    let facts = state.store.payment_facts(merchant.key, as_of).await?;
+    let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
+    let inputs = DecisionInputs {
+        net_sales_180d_minor: net_sales_minor(&facts, as_of, 180),
+        has_history: !facts.is_empty(),
+        requested: None,
+    };
+    let e = evaluate(&model.artifact, &state.policy, &features, &inputs);
+    let terms = &e.terms;
+    let (helps, hurts) = helps_and_hurts(&e.contributions, lang);
+    let steps = if terms.decision == Decision::Approve {
+        Vec::new()
+    } else {
+        let rescore = |changed: &crate::features::FeatureVector| {
+            let again = evaluate(&model.artifact, &state.policy, changed, &inputs);
+            Outcome {
+                decision: again.terms.decision,
+                score: again.result.score,
+            }
+        };
+        let current = Outcome {
+            decision: terms.decision,
+            score: e.result.score,
+        };
+        next_steps(
+            &features,
+            &candidates(&model.artifact, &features),
+            current,
+            rescore,
+            lang,
+            3,
+        )
+    };
+    let limit = money_text(&terms.credit_limit, lang);
+    let knocked_out_for_silence = terms.knockouts.iter().any(|k| k.rule == "no_recent_sales");
+    let status = match (terms.decision, terms.thin_file, lang) {
+        (Decision::Approve, true, Lang::En) => format!("You are new with us, so we start you with a starter limit of {limit}; it grows as your sales record does."),
+        (Decision::Approve, true, Lang::ZhCn) => format!("您刚开始使用我们的服务，我们先为您提供{limit}的起步额度，随着经营记录的积累，额度会相应提高。"),
+        (Decision::Approve, false, Lang::En) => format!("Good news: you can borrow up to {limit}."),
+        (Decision::Approve, false, Lang::ZhCn) => format!("好消息：您最高可以借款{limit}。"),
+        (Decision::Refer, _, Lang::En) => format!("Your application needs a closer look by our team; you may be able to borrow up to {limit}."),
+        (Decision::Refer, _, Lang::ZhCn) => format!("您的申请需要我们的工作人员进一步审核，您可能可以借款最高{limit}。"),
+        (Decision::Decline, _, Lang::En) if !inputs.has_history => "We cannot offer you a loan yet: we have no payments of yours to go on. Take payments with us and check again in 30 days.".to_string(),
+        (Decision::Decline, _, Lang::ZhCn) if !inputs.has_history => "目前我们还无法为您提供贷款：我们还没有您的收款记录。开始使用我们收款，30天后再来看看吧。".to_string(),
+        (Decision::Decline, _, Lang::En) => "We cannot offer you a loan right now.".to_string(),
+        (Decision::Decline, _, Lang::ZhCn) => "很抱歉，目前我们无法为您提供贷款。".to_string(),
+    };
+    let offer = (terms.decision != Decision::Decline).then(|| {
+        let apr = (terms.indicative_apr * rust_decimal::Decimal::from(100)).normalize();
+        let term = state.policy.term_days;
+        match (terms.suggested_repayment_share, lang) {
+            (Some(share), Lang::En) => format!(
+                "At an indicative {apr}% a year; repaying about {}% of your daily sales would clear it in about {term} days.",
+                (share * rust_decimal::Decimal::from(100)).normalize()
+            ),
+            (Some(share), Lang::ZhCn) => format!(
+                "参考年利率约{apr}%；每天用约{}%的销售额还款，大约{term}天即可还清。",
+                (share * rust_decimal::Decimal::from(100)).normalize()
+            ),
+            (None, Lang::En) => format!("At an indicative {apr}% a year."),
+            (None, Lang::ZhCn) => format!("参考年利率约{apr}%。"),
+        }
+    });
+    let check_again = match (knocked_out_for_silence, lang) {
+        (true, Lang::En) => {
+            "Check again after 30 days of trading: we look at your most recent sales.".to_string()
+        }
+        (true, Lang::ZhCn) => "恢复营业30天后再来看看：我们会参考您最近的销售情况。".to_string(),
+        (false, Lang::En) => {
+            "Check again in 30 days: your record is updated with every payment.".to_string()
+        }
+        (false, Lang::ZhCn) => "30天后再来看看：每一笔收款都会更新您的记录。".to_string(),
+    };
+    let first = facts
+        .iter()
+        .map(|f| f.at_micros)
+        .min()
+        .and_then(DateTime::from_timestamp_micros);
+    let last = facts
+        .iter()
+        .map(|f| f.at_micros)
+        .max()
+        .and_then(DateTime::from_timestamp_micros);
+    let data_used = match (first, last, lang) {
+        (Some(a), Some(b), Lang::En) => format!(
+            "We looked at your {} payments with us from {} to {}, and nothing else: not your region, not your category.",
+            facts.len(),
+            a.date_naive(),
+            b.date_naive()
+        ),
+        (Some(a), Some(b), Lang::ZhCn) => format!(
+            "我们只参考了您在我们这里从{}到{}的{}笔收款记录，不考虑您所在的地区或行业。",
+            a.date_naive(),
+            b.date_naive(),
+            facts.len()
+        ),
+        (_, _, Lang::En) => "We have no payments of yours yet.".to_string(),
+        (_, _, Lang::ZhCn) => "我们还没有您的收款记录。".to_string(),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_LANGUAGE, lang.tag()))
+        .insert_header((header::VARY, "Accept-Language"))
+        .json(Eligibility {
+            merchant_id: id.to_string(),
+            language: lang,
+            decision: terms.decision,
+            status,
+            offer,
+            credit_limit: terms.credit_limit,
+            helps,
+            hurts,
+            next_steps: steps,
+            check_again,
+            data_used,
+            as_of,
+            model_version: model.version.clone(),
+        }))
+}
