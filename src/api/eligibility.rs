@@ -40,10 +40,10 @@ pub struct Eligibility {
 
 fn money_text(m: &Money, lang: Lang) -> String {
     let amount = m.amount();
-    let whole = amount.trunc().to_string();
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 && c != '-' {
+    let digits = amount.trunc().abs().to_string();
+    let mut grouped = String::from(if amount.is_sign_negative() { "-" } else { "" });
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -54,6 +54,22 @@ fn money_text(m: &Money, lang: Lang) -> String {
         (Lang::En, "CNY") => format!("¥{text}"),
         (Lang::ZhCn, "CNY") => format!("{text}元"),
         (_, code) => format!("{text} {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Currency;
+
+    #[test]
+    fn money_reads_naturally_in_both_languages() {
+        let cny = Currency::parse("CNY").unwrap();
+        let m = |s: &str| Money::parse(s, cny).unwrap();
+        assert_eq!(money_text(&m("36600"), Lang::En), "¥36,600.00");
+        assert_eq!(money_text(&m("1800.5"), Lang::ZhCn), "1,800.50元");
+        assert_eq!(money_text(&m("999"), Lang::En), "¥999.00");
+        assert_eq!(money_text(&m("-123456.07"), Lang::En), "¥-123,456.07");
     }
 }
 
