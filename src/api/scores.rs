@@ -4,6 +4,7 @@ use super::{ApiError, AppState, CommonErrors, FieldError, Problem, RequestId, re
 use crate::domain::{Currency, MerchantId, Money, MoneyJson};
 use crate::explain::Reason;
 use crate::features::{CATALOG, FeatureValue, FeatureVector, MerchantProfile, compute};
+use crate::ingest::in_settlement_currency;
 use crate::policy::{Decision, Grade, Knockout, net_sales_minor};
 use crate::scoring::{DecisionInputs, Evaluation, evaluate};
 use crate::store::DecisionRow;
@@ -168,16 +169,7 @@ pub async fn score(
     let requested = match &input.requested_amount {
         None => None,
         Some(m) => {
-            let parsed = Currency::parse(&m.currency)
-                .and_then(|c| {
-                    if c == currency {
-                        Ok(c)
-                    } else {
-                        Err(crate::domain::Invalid::new(format!(
-                            "{c} is not the merchant's currency, {currency}"
-                        )))
-                    }
-                })
+            let parsed = in_settlement_currency(&m.currency, currency)
                 .and_then(|c| Money::parse(&m.amount, c))
                 .and_then(|m| {
                     if m.is_positive() {

@@ -52,6 +52,19 @@ impl<F> Verdicts<F> {
     }
 }
 
+/// The currency a payment, loan or request is in: an ISO 4217 code that must be the merchant's
+/// settlement currency.
+pub fn in_settlement_currency(code: &str, settlement: Currency) -> Result<Currency, Invalid> {
+    let c = Currency::parse(code)?;
+    if c == settlement {
+        Ok(c)
+    } else {
+        Err(Invalid::new(format!(
+            "{c} is not the merchant's settlement currency, {settlement}"
+        )))
+    }
+}
+
 /// Parses an RFC 3339 timestamp with an explicit offset and converts it to UTC.
 pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, Invalid> {
     DateTime::parse_from_rfc3339(s)
@@ -78,15 +91,7 @@ pub fn validate_payment(
     );
     let paid_in = v.check(
         PaymentField::Currency,
-        Currency::parse(raw.currency).and_then(|c| {
-            if c == currency {
-                Ok(c)
-            } else {
-                Err(Invalid::new(format!(
-                    "{c} is not the merchant's settlement currency, {currency}"
-                )))
-            }
-        }),
+        in_settlement_currency(raw.currency, currency),
     );
     // Judge the amount by the currency it claims to be in, or by the merchant's if that is bad.
     let amount = v.check(
@@ -211,18 +216,7 @@ pub fn validate_loan(
     let id = v.check("loan_id", LoanId::parse(raw.loan_id));
     let merchant_id = v.check("merchant_id", MerchantId::parse(raw.merchant_id));
     let disbursed_on = v.check("disbursed_on", parse_past_date(raw.disbursed_on, today));
-    let lent_in = v.check(
-        "currency",
-        Currency::parse(raw.currency).and_then(|c| {
-            if c == currency {
-                Ok(c)
-            } else {
-                Err(Invalid::new(format!(
-                    "{c} is not the merchant's settlement currency, {currency}"
-                )))
-            }
-        }),
-    );
+    let lent_in = v.check("currency", in_settlement_currency(raw.currency, currency));
     let principal = v.check(
         "principal",
         Money::parse(raw.principal, lent_in.unwrap_or(currency)).and_then(|m| {

@@ -248,7 +248,8 @@ pub struct DatasetSummary {
 }
 
 impl DatasetSummary {
-    fn add(&mut self, rows: &[DatasetRow], stats: LoanRowsStats) {
+    /// Counts one merchant's rows.
+    pub fn add(&mut self, rows: &[DatasetRow], stats: LoanRowsStats) {
         self.merchants += 1;
         self.rows += rows.len();
         self.defaults += rows.iter().filter(|r| r.label).count();
@@ -257,7 +258,8 @@ impl DatasetSummary {
         self.late_defaults_not_labelled += stats.late_defaults_not_labelled;
     }
 
-    fn finish(&mut self, rows: &[DatasetRow]) {
+    /// Records the date range of the finished table.
+    pub fn finish(&mut self, rows: &[DatasetRow]) {
         self.first_loan_date = rows.iter().map(|r| r.loan_date).min();
         self.last_loan_date = rows.iter().map(|r| r.loan_date).max();
     }

@@ -47,12 +47,7 @@ pub async fn dataset_from_store(
         };
         let facts = store.payment_facts(m.key, as_of_start_of_day(last)).await?;
         let (merchant_rows, stats) = loan_rows_with_stats(&m.merchant, &facts, &loans, Some(as_of));
-        summary.merchants += 1;
-        summary.rows += merchant_rows.len();
-        summary.defaults += merchant_rows.iter().filter(|r| r.label).count();
-        summary.open_excluded += stats.open_excluded;
-        summary.immature_excluded += stats.immature_excluded;
-        summary.late_defaults_not_labelled += stats.late_defaults_not_labelled;
+        summary.add(&merchant_rows, stats);
         rows.extend(merchant_rows);
         bar.inc(1);
     }
@@ -60,8 +55,7 @@ pub async fn dataset_from_store(
     // The canonical order of a dataset, as the builder from files writes it.
     rows.sort_by(|a, b| (a.loan_date, &a.loan_id).cmp(&(b.loan_date, &b.loan_id)));
     summary.as_of = Some(as_of);
-    summary.first_loan_date = rows.iter().map(|r| r.loan_date).min();
-    summary.last_loan_date = rows.iter().map(|r| r.loan_date).max();
+    summary.finish(&rows);
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     write_dataset_csv(std::io::BufWriter::new(file), &rows)?;
     Ok(summary)
