@@ -525,8 +525,8 @@ async fn import_payments(
     } else {
         OnConflict::SkipConflicting
     };
-    // Writers in flight: PostgreSQL runs each transaction in its own server process, so two
-    // writers use both cores; SQLite has one writer anyway; --strict writes one batch at a time
+    // Writers in flight: PostgreSQL runs each transaction in its own server process, so several
+    // writers use every core; SQLite has one writer anyway; --strict writes one batch at a time
     // so that nothing after the failing batch is stored.
     let writers = if options.strict {
         1

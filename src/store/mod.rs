@@ -348,11 +348,12 @@ impl Store {
     }
 
     /// How many write transactions are worth running at once: one for SQLite (one writer at a
-    /// time), two for PostgreSQL (each transaction is a server process of its own).
+    /// time); three for PostgreSQL, where each transaction is a server process of its own (on 2
+    /// cores, a 1M-payment import measured 74k/s with two writers and 83k/s with three).
     pub fn write_concurrency(&self) -> usize {
         match self.backend {
             Backend::Sqlite { .. } => 1,
-            Backend::Postgres(_) => 2,
+            Backend::Postgres(_) => 3,
         }
     }
 
