@@ -145,7 +145,37 @@ fn view(
 #[utoipa::path(post, path = "/v1/scores", tag = "scores",
     request_body = ScoreRequest,
     responses(
-        (status = 200, description = "The decision (approve, refer or decline)", body = DecisionView),
+        (status = 200, description = "The decision (approve, refer or decline)", body = DecisionView,
+            examples(
+                ("Approve" = (summary = "A steady grocery: grade A, the limit instead of the larger request", value = json!({
+                    "decision_id": "0a963820-2fc4-4cc5-9515-495ea8818d1e", "merchant_id": "m000002", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
+                    "policy_version": "policy-2026.11-v1", "score": 662.77, "pd": 0.0023, "grade": "A", "decision": "approve",
+                    "credit_limit": {"amount": "36600.00", "currency": "CNY"}, "offered_amount": {"amount": "36600.00", "currency": "CNY"},
+                    "indicative_apr": "0.12", "suggested_repayment_share": "0.30", "thin_file": false,
+                    "reasons": [{"code": "R-NET_SALES_30D", "feature": "net_sales_30d", "points_below_best": 9.1,
+                        "text": "Net sales (sales minus refunds minus chargebacks) over the last 30 days — 9.1 points below the best band"}],
+                    "knockouts": [], "created_at": "2026-11-22T00:44:36Z"}))),
+                ("Refer" = (summary = "Grade D: a person looks at it", value = json!({
+                    "decision_id": "7d1f0b52-93a4-4c36-8f0e-2b6c1d5e9a10", "merchant_id": "m000001", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
+                    "policy_version": "policy-2026.11-v1", "score": 564.5, "pd": 0.071, "grade": "D", "decision": "refer",
+                    "credit_limit": {"amount": "1800.00", "currency": "CNY"}, "offered_amount": {"amount": "1800.00", "currency": "CNY"},
+                    "indicative_apr": "0.24", "suggested_repayment_share": "0.17", "thin_file": false,
+                    "reasons": [{"code": "R-REPEAT_PAYER_SALES_SHARE_90D", "feature": "repeat_payer_sales_share_90d", "points_below_best": 21.4,
+                        "text": "Share of gross sales amount (last 90 days) from payers with at least two sales in those 90 days — 21.4 points below the best band"}],
+                    "knockouts": [], "created_at": "2026-11-22T00:44:40Z"}))),
+                ("Decline" = (summary = "No sale in 30 days: declined by a named rule", value = json!({
+                    "decision_id": "c2e8a3f4-5b61-4f0e-a7d2-8e9b0c1d2f33", "merchant_id": "m000031", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
+                    "policy_version": "policy-2026.11-v1", "score": 531.2, "pd": 0.158, "grade": "E", "decision": "decline",
+                    "credit_limit": {"amount": "0.00", "currency": "CNY"}, "offered_amount": {"amount": "0.00", "currency": "CNY"},
+                    "indicative_apr": "0", "suggested_repayment_share": null, "thin_file": false,
+                    "reasons": [{"code": "R-DAYS_SINCE_LAST_SALE", "feature": "days_since_last_sale", "points_below_best": 30.2,
+                        "text": "Days since the most recent sale (0 = a sale in the last 24 hours) — 30.2 points below the best band"}],
+                    "knockouts": [{"rule": "no_recent_sales", "detail": "no sale in the last 30 days (last sale 41 days ago)", "effect": "decline"}],
+                    "created_at": "2026-11-22T00:44:41Z"})))
+            )),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
