@@ -18,13 +18,16 @@ pub struct ModelList {
 /// The model artifacts the service can score with, verified, with their metrics.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
     responses((status = 200, description = "The models", body = ModelList)))]
-pub async fn list(state: web::Data<AppState>) -> HttpResponse {
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    // Loading verifies every artifact's checksum: file I/O and hashing, off the async workers.
     let models = state.models.clone();
-    let list = ModelList {
+    let list = web::block(move || ModelList {
         active: models.current().map(|m| m.version.clone()),
         models: models.list(),
-    };
-    HttpResponse::Ok().json(list)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("listing models: {e}")))?;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// Verify a model (checksum, feature catalog) and switch to it without a restart.
@@ -54,13 +57,8 @@ pub async fn activate(
         .store
         .set_setting(ACTIVE_MODEL_SETTING, &version)
         .await?;
+    let info = ModelInfo::of(&model, true);
     state.models.set_active(model);
     tracing::info!(model = %version, "model activated");
-    let info = state
-        .models
-        .list()
-        .into_iter()
-        .find(|m| m.version == version)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("activated model {version} vanished")))?;
     Ok(HttpResponse::Ok().json(info))
 }

@@ -52,6 +52,24 @@ pub struct ModelInfo {
     pub metrics: Option<serde_json::Value>,
 }
 
+impl ModelInfo {
+    /// What is known of a model that loaded and verified.
+    pub fn of(m: &ActiveModel, active: bool) -> ModelInfo {
+        ModelInfo {
+            version: m.version.clone(),
+            active,
+            valid: true,
+            problem: None,
+            created_at: Some(m.artifact.created_at.clone()),
+            feature_catalog_version: Some(m.artifact.feature_catalog_version.clone()),
+            artifact_sha256: Some(m.artifact.artifact_sha256.clone()),
+            training_rows: Some(m.artifact.data.rows),
+            training_default_rate: Some(m.artifact.data.default_rate),
+            metrics: Some(m.artifact.metrics.clone()),
+        }
+    }
+}
+
 pub struct ModelRegistry {
     dir: PathBuf,
     active: RwLock<Option<Arc<ActiveModel>>>,
@@ -165,18 +183,7 @@ impl ModelRegistry {
         self.versions()
             .into_iter()
             .map(|version| match self.load(&version) {
-                Ok(m) => ModelInfo {
-                    active: active.as_deref() == Some(version.as_str()),
-                    valid: true,
-                    problem: None,
-                    created_at: Some(m.artifact.created_at.clone()),
-                    feature_catalog_version: Some(m.artifact.feature_catalog_version.clone()),
-                    artifact_sha256: Some(m.artifact.artifact_sha256.clone()),
-                    training_rows: Some(m.artifact.data.rows),
-                    training_default_rate: Some(m.artifact.data.default_rate),
-                    metrics: Some(m.artifact.metrics.clone()),
-                    version,
-                },
+                Ok(m) => ModelInfo::of(&m, active.as_deref() == Some(version.as_str())),
                 Err(e) => ModelInfo {
                     active: false,
                     valid: false,
