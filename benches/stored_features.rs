@@ -1,5 +1,6 @@
 //! All features of one stored merchant with a year of history (365 days × 30 payments), including
-//! the SQLite read: the serving path of `GET /v1/merchants/{id}/features`.
+//! the SQLite read: the serving path of `GET /v1/merchants/{id}/features` and `POST /v1/scores`,
+//! as of a midnight (from the day summaries) and as of another instant (from the payments).
 //! `cargo bench --bench stored_features`
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
@@ -8,7 +9,7 @@ use smecredit::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
     PaymentKind, RegionCode, RegionType,
 };
-use smecredit::features::{MerchantProfile, compute};
+use smecredit::features::{MerchantProfile, compute_history};
 use smecredit::store::{NewPayment, OnConflict, Store, StoreOptions};
 
 fn stored_merchant_features(c: &mut Criterion) {
@@ -63,11 +64,22 @@ fn stored_merchant_features(c: &mut Criterion) {
         (store, stored.key)
     });
     let profile = MerchantProfile::from(&merchant);
+    // as of a midnight (the service's default): read from the day summaries
     c.bench_function("features_of_a_stored_merchant_10950_payments_sqlite", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let facts = store.payment_facts(key, as_of).await.expect("facts");
-                compute(&profile, &facts, as_of)
+                let history = store.history(key, as_of).await.expect("history");
+                compute_history(&profile, &history)
+            })
+        })
+    });
+    // as of any other instant: read from the payments
+    let instant = as_of + Duration::microseconds(1);
+    c.bench_function("features_of_a_stored_merchant_10950_payments_sqlite_not_midnight", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let history = store.history(key, instant).await.expect("history");
+                compute_history(&profile, &history)
             })
         })
     });

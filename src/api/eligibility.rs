@@ -3,8 +3,8 @@ use super::merchants::{find_merchant, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, Problem};
 use crate::domain::Money;
 use crate::explain::{ACTIONABLE, Lang, NextStep, Outcome, helps_and_hurts, next_steps};
-use crate::features::{FeatureId, FeatureValue, MerchantProfile, compute};
-use crate::policy::{Decision, net_sales_minor};
+use crate::features::{FeatureId, FeatureValue, MerchantProfile, compute_history};
+use crate::policy::Decision;
 use crate::scorecard::{Artifact, BinRule};
 use crate::scoring::{DecisionInputs, evaluate};
 use actix_web::http::header;
@@ -149,13 +149,9 @@ pub async fn eligibility(
         return Err(ApiError::NoModel);
     };
     let merchant = find_merchant(&state, &id).await?;
-    let facts = state.store.payment_facts(merchant.key, as_of).await?;
-    let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
-    let inputs = DecisionInputs {
-        net_sales_180d_minor: net_sales_minor(&facts, as_of, 180),
-        has_history: !facts.is_empty(),
-        requested: None,
-    };
+    let history = state.store.history(merchant.key, as_of).await?;
+    let features = compute_history(&MerchantProfile::from(&merchant.merchant), &history);
+    let inputs = DecisionInputs::of(&history, None);
     let e = evaluate(&model.artifact, &state.policy, &features, &inputs);
     let terms = &e.terms;
     let (helps, hurts) = helps_and_hurts(&e.contributions, lang);
@@ -222,31 +218,20 @@ pub async fn eligibility(
         }
         (false, Lang::ZhCn) => "30天后再来看看：每一笔收款都会更新您的记录。".to_string(),
     };
-    let first = facts
-        .iter()
-        .map(|f| f.at_micros)
-        .min()
-        .and_then(DateTime::from_timestamp_micros);
-    let last = facts
-        .iter()
-        .map(|f| f.at_micros)
-        .max()
-        .and_then(DateTime::from_timestamp_micros);
-    let data_used = match (first, last, lang) {
-        (Some(a), Some(b), Lang::En) => format!(
-            "We looked at your {} payments with us from {} to {}, and nothing else: not your region, not your category.",
-            facts.len(),
+    let count = history.payment_count();
+    let data_used = match (history.first_and_last_payment(), lang) {
+        (Some((a, b)), Lang::En) => format!(
+            "We looked at your {count} payments with us from {} to {}, and nothing else: not your region, not your category.",
             a.date_naive(),
             b.date_naive()
         ),
-        (Some(a), Some(b), Lang::ZhCn) => format!(
-            "我们只参考了您在我们这里从{}到{}的{}笔收款记录，不考虑您所在的地区或行业。",
+        (Some((a, b)), Lang::ZhCn) => format!(
+            "我们只参考了您在我们这里从{}到{}的{count}笔收款记录，不考虑您所在的地区或行业。",
             a.date_naive(),
             b.date_naive(),
-            facts.len()
         ),
-        (_, _, Lang::En) => "We have no payments of yours yet.".to_string(),
-        (_, _, Lang::ZhCn) => "我们还没有您的收款记录。".to_string(),
+        (None, Lang::En) => "We have no payments of yours yet.".to_string(),
+        (None, Lang::ZhCn) => "我们还没有您的收款记录。".to_string(),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_LANGUAGE, lang.tag()))

@@ -3,7 +3,7 @@ use super::{ApiError, AppState, CommonErrors, Problem};
 use crate::domain::MerchantId;
 use crate::features::{
     CATALOG, CATALOG_VERSION, FeatureDef, FeatureVectorJson, MerchantProfile, as_of_start_of_day,
-    compute,
+    compute_history,
 };
 use crate::ingest::parse_timestamp;
 use actix_web::{HttpResponse, web};
@@ -32,15 +32,21 @@ pub struct MerchantFeatures {
 #[into_params(parameter_in = Query)]
 pub struct AsOfQuery {
     /// The instant the features are computed as of: a date (`2026-06-30`, meaning its start,
-    /// 00:00 UTC) or an RFC 3339 time. Only payments strictly before it are used. Default: now.
+    /// 00:00 UTC) or an RFC 3339 time. Only payments strictly before it are used. Default: today,
+    /// 00:00 UTC (so today's payments count from tomorrow).
     #[param(example = "2026-06-30")]
     pub as_of: Option<String>,
 }
 
-/// Parses `as_of`: a date or an RFC 3339 time, not in the future.
+/// Parses `as_of`: a date (its 00:00 UTC) or an RFC 3339 time, not in the future. Without one,
+/// 00:00 UTC today: the kind of instant the model was trained on (loans are disbursed on dates,
+/// and their features are as of that date's midnight), read from the day summaries, and the same
+/// all day, so a decision made in the morning is made again in the afternoon.
 pub(super) fn parse_as_of(raw: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
     let now = Utc::now();
-    let Some(raw) = raw else { return Ok(now) };
+    let Some(raw) = raw else {
+        return Ok(as_of_start_of_day(now.date_naive()));
+    };
     let t = match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         Ok(d) => as_of_start_of_day(d),
         Err(_) => {
@@ -87,8 +93,8 @@ pub async fn merchant_features(
     let id = merchant_id_from_path(&path)?;
     let as_of = parse_as_of(query.as_of.as_deref())?;
     let merchant = find_merchant(&state, &id).await?;
-    let facts = state.store.payment_facts(merchant.key, as_of).await?;
-    let vector = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
+    let history = state.store.history(merchant.key, as_of).await?;
+    let vector = compute_history(&MerchantProfile::from(&merchant.merchant), &history);
     Ok(HttpResponse::Ok().json(MerchantFeatures {
         merchant_id: id,
         vector: vector.to_json(),

@@ -1,5 +1,5 @@
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
-use crate::domain::{Category, MerchantId, Money, RegionCode, RegionType};
+use crate::domain::{Category, Merchant, MerchantId, Money, RegionCode, RegionType};
 use crate::ingest::{RawMerchant, validate_merchant};
 use crate::store::{HistorySummary, MerchantWrite, StoredMerchant};
 use actix_web::http::header;
@@ -35,6 +35,31 @@ pub struct MerchantInput {
     /// The day the merchant joined the platform, `YYYY-MM-DD`; not in the future.
     #[schema(value_type = String, format = Date, example = "2024-03-01")]
     pub onboarded_on: String,
+}
+
+impl MerchantInput {
+    /// The validated merchant; errors name fields with `prefix` (`""` or `"merchant."`).
+    pub(super) fn validate(&self, prefix: &str) -> Result<Merchant, ApiError> {
+        let raw = RawMerchant {
+            merchant_id: &self.merchant_id,
+            name: &self.name,
+            category: &self.category,
+            region_type: &self.region_type,
+            region_code: &self.region_code,
+            currency: &self.currency,
+            onboarded_on: &self.onboarded_on,
+        };
+        validate_merchant(&raw, Utc::now().date_naive()).map_err(|errors| {
+            let errors: Vec<FieldError> = errors
+                .into_iter()
+                .map(|(f, e)| FieldError::new(format!("{prefix}{f}"), e.to_string()))
+                .collect();
+            ApiError::validation(
+                format!("{} field(s) of the merchant are invalid", errors.len()),
+                errors,
+            )
+        })
+    }
 }
 
 /// What the store holds of a merchant's payment history.
@@ -134,25 +159,7 @@ pub async fn upsert(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let input: MerchantInput = read_json(&req, body, state.limits.max_body_bytes).await?;
-    let raw = RawMerchant {
-        merchant_id: &input.merchant_id,
-        name: &input.name,
-        category: &input.category,
-        region_type: &input.region_type,
-        region_code: &input.region_code,
-        currency: &input.currency,
-        onboarded_on: &input.onboarded_on,
-    };
-    let merchant = validate_merchant(&raw, Utc::now().date_naive()).map_err(|errors| {
-        let errors: Vec<FieldError> = errors
-            .into_iter()
-            .map(|(f, e)| FieldError::new(f, e.to_string()))
-            .collect();
-        ApiError::validation(
-            format!("{} field(s) of the merchant are invalid", errors.len()),
-            errors,
-        )
-    })?;
+    let merchant = input.validate("")?;
     let (stored, write) = state.store.upsert_merchant(&merchant).await?;
     let status = match write {
         MerchantWrite::Created => actix_web::http::StatusCode::CREATED,

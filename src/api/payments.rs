@@ -1,6 +1,6 @@
 use super::merchants::{find_merchant, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
-use crate::domain::{Channel, Money, MoneyJson, Payment, PaymentKind};
+use crate::domain::{Channel, Currency, Money, MoneyJson, Payment, PaymentKind};
 use crate::ingest::{PaymentField, RawPayment, parse_timestamp, validate_payment};
 use crate::store::{Cursor, NewPayment, OnConflict, PaymentQuery};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -112,6 +112,51 @@ fn json_field(i: usize, f: PaymentField) -> String {
     format!("payments[{i}].{name}")
 }
 
+/// Validates every payment of a list (a batch, or an inline history), reporting every invalid
+/// field as `payments[i].field`; `what` says what did not happen ("stored", "scored").
+pub(super) fn validate_payments(
+    inputs: &[PaymentInput],
+    currency: Currency,
+    what: &str,
+) -> Result<Vec<Payment>, ApiError> {
+    let now = Utc::now();
+    let mut payments = Vec::with_capacity(inputs.len());
+    let mut errors = Vec::new();
+    let mut invalid = 0;
+    for (i, p) in inputs.iter().enumerate() {
+        let raw = RawPayment {
+            payment_id: &p.payment_id,
+            occurred_at: &p.occurred_at,
+            amount: &p.amount.amount,
+            currency: &p.amount.currency,
+            kind: &p.kind,
+            channel: &p.channel,
+            payer_ref: &p.payer_ref,
+        };
+        match validate_payment(&raw, currency, now) {
+            Ok(payment) => payments.push(payment),
+            Err(problems) => {
+                invalid += 1;
+                errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(f, e)| FieldError::new(json_field(i, f), e.to_string())),
+                );
+            }
+        }
+    }
+    if invalid > 0 {
+        return Err(ApiError::validation(
+            format!(
+                "{invalid} of {} payments are invalid; nothing was {what}",
+                inputs.len()
+            ),
+            errors,
+        ));
+    }
+    Ok(payments)
+}
+
 /// Store a batch of a merchant's payments.
 ///
 /// All or nothing: if any payment is invalid, the answer lists every invalid field and nothing
@@ -160,39 +205,7 @@ pub async fn ingest(
         ));
     }
     let merchant = find_merchant(&state, &id).await?;
-    let now = Utc::now();
-    let currency = merchant.merchant.currency;
-    let mut payments = Vec::with_capacity(n);
-    let mut errors = Vec::new();
-    let mut invalid = 0;
-    for (i, p) in batch.payments.iter().enumerate() {
-        let raw = RawPayment {
-            payment_id: &p.payment_id,
-            occurred_at: &p.occurred_at,
-            amount: &p.amount.amount,
-            currency: &p.amount.currency,
-            kind: &p.kind,
-            channel: &p.channel,
-            payer_ref: &p.payer_ref,
-        };
-        match validate_payment(&raw, currency, now) {
-            Ok(payment) => payments.push(payment),
-            Err(problems) => {
-                invalid += 1;
-                errors.extend(
-                    problems
-                        .into_iter()
-                        .map(|(f, e)| FieldError::new(json_field(i, f), e.to_string())),
-                );
-            }
-        }
-    }
-    if invalid > 0 {
-        return Err(ApiError::validation(
-            format!("{invalid} of {n} payments are invalid; nothing was stored"),
-            errors,
-        ));
-    }
+    let payments = validate_payments(&batch.payments, merchant.merchant.currency, "stored")?;
     let rows: Vec<NewPayment<'_>> = payments
         .iter()
         .map(|payment| NewPayment {

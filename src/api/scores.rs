@@ -1,11 +1,15 @@
 use super::features::parse_as_of;
-use super::merchants::find_merchant;
+use super::merchants::{MerchantInput, find_merchant};
+use super::payments::{PaymentInput, validate_payments};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, RequestId, read_json};
 use crate::domain::{Currency, MerchantId, Money, MoneyJson};
 use crate::explain::Reason;
-use crate::features::{CATALOG, FeatureValue, FeatureVector, MerchantProfile, compute};
+use crate::features::{
+    CATALOG, FeatureValue, FeatureVector, History, MerchantProfile, PaymentFact, compute_history,
+};
+use std::collections::HashMap;
 use crate::ingest::in_settlement_currency;
-use crate::policy::{Decision, Grade, Knockout, net_sales_minor};
+use crate::policy::{Decision, Grade, Knockout};
 use crate::scoring::{DecisionInputs, Evaluation, evaluate};
 use crate::store::DecisionRow;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -20,12 +24,19 @@ use utoipa::ToSchema;
 #[schema(example = json!({"merchant_id": "m-0001", "as_of": "2026-11-21", "requested_amount": {"amount": "8000.00", "currency": "CNY"}}))]
 pub struct ScoreRequest {
     pub merchant_id: String,
-    /// Score as of this date (its 00:00 UTC) or RFC 3339 instant; default now. Only payments
-    /// before it are used.
+    /// Score as of this date (its 00:00 UTC) or RFC 3339 instant; default today 00:00 UTC. Only
+    /// payments before it are used.
     pub as_of: Option<String>,
     /// What the merchant asked for; above the limit it is answered with the limit.
     #[schema(value_type = Option<Money>)]
     pub requested_amount: Option<MoneyJson>,
+    /// Stateless scoring: the profile of a merchant that need not be stored (its
+    /// `merchant_id` must equal the request's). Send it with `payments`; neither is stored.
+    pub merchant: Option<MerchantInput>,
+    /// Stateless scoring: the merchant's payment history (any order, unique payment ids, as
+    /// many as the body limit allows: about 40,000 in 8 MiB), validated like a batch. Payments
+    /// at or after `as_of` are ignored. Only the decision and its feature values are kept.
+    pub payments: Option<Vec<PaymentInput>>,
 }
 
 /// A credit decision.
@@ -97,6 +108,9 @@ pub struct AuditRecord {
     pub points: Vec<RecordedPoints>,
     pub request_id: String,
     pub caller: String,
+    /// The payment history came with the request (stateless scoring) and was not stored.
+    #[serde(default)]
+    pub inline_history: bool,
 }
 
 impl AuditRecord {
@@ -194,8 +208,49 @@ pub async fn score(
     let Some(model) = state.models.current() else {
         return Err(ApiError::NoModel);
     };
-    let merchant = find_merchant(&state, &id).await?;
-    let currency = merchant.merchant.currency;
+    // The merchant and its history: from the store, or given inline (nothing of it stored).
+    let (merchant_key, profile, currency, history) = match (&input.merchant, &input.payments) {
+        (None, None) => {
+            let merchant = find_merchant(&state, &id).await?;
+            let history = state.store.history(merchant.key, as_of).await?;
+            let m = &merchant.merchant;
+            (Some(merchant.key), MerchantProfile::from(m), m.currency, history)
+        }
+        (Some(m), Some(payments)) => {
+            let merchant = m.validate("merchant.")?;
+            if merchant.id != id {
+                return Err(ApiError::invalid_field(
+                    "merchant.merchant_id",
+                    format!("must equal merchant_id ({id})"),
+                ));
+            }
+            let payments = validate_payments(payments, merchant.currency, "scored")?;
+            let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(payments.len());
+            for (i, p) in payments.iter().enumerate() {
+                if let Some(j) = first_index.insert(p.id.as_str(), i) {
+                    return Err(ApiError::invalid_field(
+                        format!("payments[{i}].payment_id"),
+                        format!("{} is also payments[{j}]; payment ids must be unique", p.id),
+                    ));
+                }
+            }
+            let facts: Vec<PaymentFact> = payments.iter().map(PaymentFact::from).collect();
+            let history = History::from_facts(&facts, as_of);
+            (None, MerchantProfile::from(&merchant), merchant.currency, history)
+        }
+        (Some(_), None) => {
+            return Err(ApiError::invalid_field(
+                "payments",
+                "an inline merchant needs its payment history (an empty list if it has none)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "merchant",
+                "an inline payment history needs the merchant's profile",
+            ));
+        }
+    };
     let requested = match &input.requested_amount {
         None => None,
         Some(m) => {
@@ -211,13 +266,8 @@ pub async fn score(
             Some(parsed.map_err(|e| ApiError::invalid_field("requested_amount", e.to_string()))?)
         }
     };
-    let facts = state.store.payment_facts(merchant.key, as_of).await?;
-    let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
-    let inputs = DecisionInputs {
-        net_sales_180d_minor: net_sales_minor(&facts, as_of, 180),
-        has_history: !facts.is_empty(),
-        requested,
-    };
+    let features = compute_history(&profile, &history);
+    let inputs = DecisionInputs::of(&history, requested);
     let evaluation = evaluate(&model.artifact, &state.policy, &features, &inputs);
     let decision = view(
         &id,
@@ -258,12 +308,13 @@ pub async fn score(
         request_id: request_id.clone(),
         // Until API keys exist every caller is anonymous.
         caller: "anonymous".to_string(),
+        inline_history: merchant_key.is_none(),
     };
     state
         .store
         .insert_decision(&DecisionRow {
             decision_id: decision.decision_id.clone(),
-            merchant_key: Some(merchant.key),
+            merchant_key,
             model_version: model.version.clone(),
             policy_version: state.policy.version.clone(),
             decision: decision.decision.as_str().to_string(),

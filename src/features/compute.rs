@@ -270,6 +270,7 @@ impl utoipa::ToSchema for FeatureVector {
 }
 
 /// Per-day aggregates, index = day block `d` counted back from `as_of`.
+#[derive(Clone)]
 struct Days {
     gross: [i64; MAX_WINDOW_DAYS],
     sales: [u32; MAX_WINDOW_DAYS],
@@ -279,6 +280,16 @@ struct Days {
 }
 
 impl Days {
+    fn empty() -> Box<Days> {
+        Box::new(Days {
+            gross: [0; MAX_WINDOW_DAYS],
+            sales: [0; MAX_WINDOW_DAYS],
+            refunds: [0; MAX_WINDOW_DAYS],
+            chargebacks: [0; MAX_WINDOW_DAYS],
+            chargeback_count: [0; MAX_WINDOW_DAYS],
+        })
+    }
+
     fn net(&self, d: usize) -> i64 {
         self.gross[d] - self.refunds[d] - self.chargebacks[d]
     }
@@ -302,6 +313,274 @@ fn channel_index(c: Channel) -> usize {
     }
 }
 
+/// The UTC calendar day of an instant, in days since 1970-01-01.
+pub fn utc_day(at_micros: i64) -> i64 {
+    at_micros.div_euclid(DAY_MICROS)
+}
+
+/// Everything the features need to know about the payments of one UTC calendar day: what the
+/// store keeps per merchant and day, maintained at ingestion, so that features as of a midnight
+/// read a year of days instead of a year of payments. Built only by [`DaySummary::add`], so it
+/// agrees with the payments by construction; [`History::from_days`] turns summaries into the
+/// same [`History`] that [`History::from_facts`] builds from the payments themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySummary {
+    /// [`utc_day`] of every payment summarised.
+    pub day: i64,
+    /// Number of payments of any kind.
+    pub payments: u32,
+    /// Number of sales and their gross amount, minor units.
+    pub sales: u32,
+    pub gross: i64,
+    pub refunds: i64,
+    pub chargebacks: i64,
+    pub chargeback_count: u32,
+    /// Gross sales by channel, in the order of [`Channel::ALL`].
+    pub channel_gross: [i64; 5],
+    /// The earliest and the latest payment of any kind.
+    pub first_at: i64,
+    pub last_at: i64,
+    /// The latest sale, if there was one.
+    pub last_sale_at: Option<i64>,
+    /// `(payer key, amount)` of every sale, in no particular order.
+    pub sale_payers: Vec<(u64, i64)>,
+}
+
+impl DaySummary {
+    /// The summary of one payment.
+    pub fn of(f: &PaymentFact) -> DaySummary {
+        let mut s = DaySummary {
+            day: utc_day(f.at_micros),
+            payments: 0,
+            sales: 0,
+            gross: 0,
+            refunds: 0,
+            chargebacks: 0,
+            chargeback_count: 0,
+            channel_gross: [0; 5],
+            first_at: f.at_micros,
+            last_at: f.at_micros,
+            last_sale_at: None,
+            sale_payers: Vec::new(),
+        };
+        s.add(f);
+        s
+    }
+
+    /// Adds a payment of the same day.
+    pub fn add(&mut self, f: &PaymentFact) {
+        debug_assert_eq!(utc_day(f.at_micros), self.day);
+        self.payments += 1;
+        self.first_at = self.first_at.min(f.at_micros);
+        self.last_at = self.last_at.max(f.at_micros);
+        match f.kind {
+            PaymentKind::Sale => {
+                self.sales += 1;
+                self.gross += f.amount_minor;
+                self.channel_gross[channel_index(f.channel)] += f.amount_minor;
+                self.last_sale_at = Some(self.last_sale_at.map_or(f.at_micros, |t| t.max(f.at_micros)));
+                self.sale_payers.push((f.payer, f.amount_minor));
+            }
+            PaymentKind::Refund => self.refunds += f.amount_minor,
+            PaymentKind::Chargeback => {
+                self.chargebacks += f.amount_minor;
+                self.chargeback_count += 1;
+            }
+        }
+    }
+
+    /// Adds the summary of other payments of the same day.
+    pub fn merge(&mut self, other: &DaySummary) {
+        debug_assert_eq!(other.day, self.day);
+        self.payments += other.payments;
+        self.sales += other.sales;
+        self.gross += other.gross;
+        self.refunds += other.refunds;
+        self.chargebacks += other.chargebacks;
+        self.chargeback_count += other.chargeback_count;
+        for (a, b) in self.channel_gross.iter_mut().zip(other.channel_gross) {
+            *a += b;
+        }
+        self.first_at = self.first_at.min(other.first_at);
+        self.last_at = self.last_at.max(other.last_at);
+        self.last_sale_at = match (self.last_sale_at, other.last_sale_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.sale_payers.extend_from_slice(&other.sale_payers);
+    }
+}
+
+/// Day summaries of `facts`, one per UTC day, in day order.
+pub fn summarize_days(facts: &[PaymentFact]) -> Vec<DaySummary> {
+    let mut days: std::collections::BTreeMap<i64, DaySummary> = std::collections::BTreeMap::new();
+    for f in facts {
+        days.entry(utc_day(f.at_micros))
+            .and_modify(|s| s.add(f))
+            .or_insert_with(|| DaySummary::of(f));
+    }
+    days.into_values().collect()
+}
+
+/// A merchant's payments before `as_of`, bucketed as the features read them: day blocks counted
+/// back from `as_of`, the sales of the last 90 days by payer, and the first payment and last
+/// sale of the whole history. Built from the payments ([`History::from_facts`]) or, as of a
+/// midnight, from day summaries ([`History::from_days`]); both give the same history.
+#[derive(Clone)]
+pub struct History {
+    as_of: DateTime<Utc>,
+    days: Box<Days>,
+    channel_gross_90: [i64; 5],
+    /// (payer, amount) of every sale of days 0..90
+    payers: Vec<(u64, i64)>,
+    first_at: Option<i64>,
+    last_sale_at: Option<i64>,
+    /// Payments of any kind before `as_of`, and the latest of them.
+    payment_count: u64,
+    last_at: Option<i64>,
+}
+
+impl History {
+    /// The longest window of a feature, in days: older days only count for the first payment
+    /// and the last sale.
+    pub const WINDOW_DAYS: i64 = MAX_WINDOW_DAYS as i64;
+    /// The window of the payer features, in days: only these days' payers are read.
+    pub const PAYER_WINDOW_DAYS: i64 = 90;
+
+    /// From payments in any order, which may include payments at or after `as_of` (ignored).
+    /// They must be unique per payment (see [`facts_from_payments`]).
+    pub fn from_facts(facts: &[PaymentFact], as_of: DateTime<Utc>) -> History {
+        let as_of_us = as_of.timestamp_micros();
+        let mut h = History {
+            as_of,
+            days: Days::empty(),
+            channel_gross_90: [0; 5],
+            payers: Vec::with_capacity(facts.len() / 4 + 16),
+            first_at: None,
+            last_sale_at: None,
+            payment_count: 0,
+            last_at: None,
+        };
+        for f in facts {
+            if f.at_micros >= as_of_us {
+                continue;
+            }
+            h.first_at = Some(h.first_at.map_or(f.at_micros, |t| t.min(f.at_micros)));
+            h.last_at = Some(h.last_at.map_or(f.at_micros, |t| t.max(f.at_micros)));
+            h.payment_count += 1;
+            // Day d is [as_of − (d+1)·24h, as_of − d·24h); as_of_us > at_micros, so the
+            // difference is at least 1; saturate for absurd inputs.
+            let d = (as_of_us.saturating_sub(f.at_micros) - 1) / DAY_MICROS;
+            let d = usize::try_from(d).unwrap_or(usize::MAX);
+            let days = &mut h.days;
+            match f.kind {
+                PaymentKind::Sale => {
+                    h.last_sale_at =
+                        Some(h.last_sale_at.map_or(f.at_micros, |t| t.max(f.at_micros)));
+                    if d < MAX_WINDOW_DAYS {
+                        days.gross[d] += f.amount_minor;
+                        days.sales[d] += 1;
+                        if d < 90 {
+                            h.channel_gross_90[channel_index(f.channel)] += f.amount_minor;
+                            h.payers.push((f.payer, f.amount_minor));
+                        }
+                    }
+                }
+                PaymentKind::Refund => {
+                    if d < MAX_WINDOW_DAYS {
+                        days.refunds[d] += f.amount_minor;
+                    }
+                }
+                PaymentKind::Chargeback => {
+                    if d < MAX_WINDOW_DAYS {
+                        days.chargebacks[d] += f.amount_minor;
+                        days.chargeback_count[d] += 1;
+                    }
+                }
+            }
+        }
+        h
+    }
+
+    /// From the day summaries of UTC days before `as_of`, which must be a midnight (UTC) so that
+    /// day blocks are calendar days; `None` otherwise. Summaries of days at or after `as_of` are
+    /// ignored. Days older than the longest window only contribute their payment count, first
+    /// and last payment and last sale, so a store may pass them merged into one summary.
+    pub fn from_days(summaries: &[DaySummary], as_of: DateTime<Utc>) -> Option<History> {
+        let as_of_us = as_of.timestamp_micros();
+        if as_of_us.rem_euclid(DAY_MICROS) != 0 {
+            return None;
+        }
+        let as_of_day = as_of_us / DAY_MICROS;
+        let mut h = History {
+            as_of,
+            days: Days::empty(),
+            channel_gross_90: [0; 5],
+            payers: Vec::new(),
+            first_at: None,
+            last_sale_at: None,
+            payment_count: 0,
+            last_at: None,
+        };
+        for s in summaries {
+            if s.day >= as_of_day {
+                continue;
+            }
+            h.first_at = Some(h.first_at.map_or(s.first_at, |t| t.min(s.first_at)));
+            h.last_at = Some(h.last_at.map_or(s.last_at, |t| t.max(s.last_at)));
+            h.payment_count += u64::from(s.payments);
+            if let Some(at) = s.last_sale_at {
+                h.last_sale_at = Some(h.last_sale_at.map_or(at, |t| t.max(at)));
+            }
+            let Ok(d) = usize::try_from(as_of_day - 1 - s.day) else {
+                continue;
+            };
+            if d >= MAX_WINDOW_DAYS {
+                continue;
+            }
+            let days = &mut h.days;
+            days.gross[d] += s.gross;
+            days.sales[d] += s.sales;
+            days.refunds[d] += s.refunds;
+            days.chargebacks[d] += s.chargebacks;
+            days.chargeback_count[d] += s.chargeback_count;
+            if d < 90 {
+                for (a, b) in h.channel_gross_90.iter_mut().zip(s.channel_gross) {
+                    *a += b;
+                }
+                h.payers.extend_from_slice(&s.sale_payers);
+            }
+        }
+        Some(h)
+    }
+
+    pub fn as_of(&self) -> DateTime<Utc> {
+        self.as_of
+    }
+
+    /// Whether there is any payment before `as_of`.
+    pub fn has_payments(&self) -> bool {
+        self.first_at.is_some()
+    }
+
+    /// How many payments of any kind there are before `as_of`.
+    pub fn payment_count(&self) -> u64 {
+        self.payment_count
+    }
+
+    /// The first and the last payment before `as_of`, if any.
+    pub fn first_and_last_payment(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let at = |t: Option<i64>| t.and_then(DateTime::from_timestamp_micros);
+        at(self.first_at).zip(at(self.last_at))
+    }
+
+    /// Net sales (sales − refunds − chargebacks) of the last `days` days (at most 365), exact
+    /// minor units.
+    pub fn net_sales(&self, days: usize) -> i64 {
+        self.days.net_sum(0, days.min(MAX_WINDOW_DAYS))
+    }
+}
+
 /// Computes every feature of the catalog for one merchant as of `as_of`.
 ///
 /// `facts` may be in any order and may contain payments at or after `as_of`, which are ignored.
@@ -313,55 +592,20 @@ pub fn compute(
     facts: &[PaymentFact],
     as_of: DateTime<Utc>,
 ) -> FeatureVector {
+    compute_history(profile, &History::from_facts(facts, as_of))
+}
+
+/// Computes every feature of the catalog from a [`History`], as of its `as_of`.
+pub fn compute_history(profile: &MerchantProfile, history: &History) -> FeatureVector {
     use FeatureId as F;
     use FeatureValue::{Count, Missing, Money as M};
 
+    let as_of = history.as_of;
     let as_of_us = as_of.timestamp_micros();
-    let mut days = Days {
-        gross: [0; MAX_WINDOW_DAYS],
-        sales: [0; MAX_WINDOW_DAYS],
-        refunds: [0; MAX_WINDOW_DAYS],
-        chargebacks: [0; MAX_WINDOW_DAYS],
-        chargeback_count: [0; MAX_WINDOW_DAYS],
-    };
-    let mut channel_gross_90 = [0i64; 5];
-    // (payer, amount) of every sale of days 0..90
-    let mut payers: Vec<(u64, i64)> = Vec::with_capacity(facts.len() / 4 + 16);
-    let mut first_at: Option<i64> = None;
-    let mut last_sale_at: Option<i64> = None;
-
-    for f in facts {
-        if f.at_micros >= as_of_us {
-            continue;
-        }
-        first_at = Some(first_at.map_or(f.at_micros, |t| t.min(f.at_micros)));
-        // as_of_us > at_micros, so the difference is positive; saturate for absurd inputs.
-        let d = (as_of_us.saturating_sub(f.at_micros) / DAY_MICROS) as usize;
-        match f.kind {
-            PaymentKind::Sale => {
-                last_sale_at = Some(last_sale_at.map_or(f.at_micros, |t| t.max(f.at_micros)));
-                if d < MAX_WINDOW_DAYS {
-                    days.gross[d] += f.amount_minor;
-                    days.sales[d] += 1;
-                    if d < 90 {
-                        channel_gross_90[channel_index(f.channel)] += f.amount_minor;
-                        payers.push((f.payer, f.amount_minor));
-                    }
-                }
-            }
-            PaymentKind::Refund => {
-                if d < MAX_WINDOW_DAYS {
-                    days.refunds[d] += f.amount_minor;
-                }
-            }
-            PaymentKind::Chargeback => {
-                if d < MAX_WINDOW_DAYS {
-                    days.chargebacks[d] += f.amount_minor;
-                    days.chargeback_count[d] += 1;
-                }
-            }
-        }
-    }
+    let days = &history.days;
+    let channel_gross_90 = history.channel_gross_90;
+    let first_at = history.first_at;
+    let last_sale_at = history.last_sale_at;
 
     let onboarded_us = as_of_start_of_day(profile.onboarded_on).timestamp_micros();
     let observed_from = first_at.map_or(onboarded_us, |t| t.min(onboarded_us));
@@ -482,6 +726,7 @@ pub fn compute(
     );
 
     // customers: sort the sales of days 0..90 by payer, then fold runs of one payer
+    let mut payers = history.payers.clone();
     payers.sort_unstable_by_key(|&(p, _)| p);
     let mut per_payer: Vec<i64> = Vec::with_capacity(payers.len().min(4096));
     let mut repeat_amount = 0i64;
@@ -901,6 +1146,30 @@ mod tests {
     }
 
     #[test]
+    fn a_payment_exactly_n_days_back_is_inside_the_n_day_window() {
+        let at = |d: i64| (as_of() - Duration::days(d)).timestamp_micros();
+        let sale = |at_micros| PaymentFact {
+            at_micros,
+            amount_minor: 100_00,
+            kind: PaymentKind::Sale,
+            channel: Channel::QrCode,
+            payer: 1,
+        };
+        // [as_of − 30d, as_of) holds the first, not the second
+        let facts = [sale(at(30)), sale(at(30) - 1)];
+        let v = compute(&long_profile(), &facts, as_of());
+        assert_eq!(v.get(F::NetSales30d), M(100_00));
+        assert_eq!(v.get(F::NetSales90d), M(200_00));
+    }
+
+    #[test]
+    fn day_summaries_need_a_midnight() {
+        let noon = as_of() + Duration::hours(12);
+        assert!(History::from_days(&[], noon).is_none());
+        assert!(History::from_days(&[], as_of()).is_some());
+    }
+
+    #[test]
     fn every_feature_has_a_hand_computed_fixture() {
         // Guard: fixture A sets a present value for every feature, so each one is pinned by the
         // fixture tests above.
@@ -1019,6 +1288,15 @@ mod tests {
             })
     }
 
+    /// Facts on a grid of whole hours, so that many fall exactly on a midnight: the boundaries
+    /// of day blocks when `as_of` is a midnight.
+    fn arb_hourly_fact() -> impl Strategy<Value = PaymentFact> {
+        (arb_fact(), 1i64..420 * 24).prop_map(|(f, hours_back)| PaymentFact {
+            at_micros: as_of().timestamp_micros() - hours_back * 3_600_000_000,
+            ..f
+        })
+    }
+
     fn arb_profile() -> impl Strategy<Value = MerchantProfile> {
         (0i64..500).prop_map(|d| profile(as_of().date_naive() - Duration::days(d)))
     }
@@ -1029,6 +1307,27 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn day_summaries_give_the_same_features_as_payments(
+            profile in arb_profile(),
+            facts in proptest::collection::vec(prop_oneof![arb_fact(), arb_hourly_fact()], 0..300),
+            split in 0usize..300,
+        ) {
+            let from_facts = compute(&profile, &facts, as_of());
+            // summaries built in two parts and merged, as ingestion in two batches does
+            let (a, b) = facts.split_at(split.min(facts.len()));
+            let mut days = summarize_days(a);
+            for s in summarize_days(b) {
+                match days.iter_mut().find(|d| d.day == s.day) {
+                    Some(d) => d.merge(&s),
+                    None => days.push(s),
+                }
+            }
+            let history = History::from_days(&days, as_of()).unwrap();
+            prop_assert_eq!(compute_history(&profile, &history), from_facts);
+            prop_assert_eq!(history.net_sales(180), History::from_facts(&facts, as_of()).net_sales(180));
+        }
 
         #[test]
         fn order_does_not_matter(

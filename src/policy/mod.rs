@@ -7,11 +7,9 @@
 //! rounded **down** to a multiple of `limit_step`. The repayment share is rounded **up** to a
 //! whole percent, so that the suggested repayments always cover the amount due.
 
-use crate::domain::PaymentKind;
 use crate::domain::{Currency, Money};
-use crate::features::{FeatureId, FeatureValue, FeatureVector, PaymentFact};
+use crate::features::{FeatureId, FeatureValue, FeatureVector};
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -379,26 +377,13 @@ impl Policy {
     }
 }
 
-/// Net sales (sales − refunds − chargebacks) of the `days` days before `as_of`, exactly, in
-/// minor units; payments at or after `as_of` are not counted.
-pub fn net_sales_minor(facts: &[PaymentFact], as_of: DateTime<Utc>, days: i64) -> i64 {
-    let end = as_of.timestamp_micros();
-    let start = end - days * 86_400_000_000;
-    facts
-        .iter()
-        .filter(|f| f.at_micros >= start && f.at_micros < end)
-        .map(|f| match f.kind {
-            PaymentKind::Sale => f.amount_minor,
-            PaymentKind::Refund | PaymentKind::Chargeback => -f.amount_minor,
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Channel;
-    use crate::features::{MerchantProfile, compute};
+    use crate::domain::PaymentKind;
+    use crate::features::{History, MerchantProfile, PaymentFact, compute};
+    use chrono::{DateTime, Utc};
     use chrono::{Duration, NaiveDate, TimeZone};
 
     fn cny() -> Currency {
@@ -431,7 +416,7 @@ mod tests {
         Policy::default_policy().decide(&PolicyInput {
             grade,
             features: &features,
-            net_sales_180d_minor: net_sales_minor(facts, as_of(), 180),
+            net_sales_180d_minor: History::from_facts(facts, as_of()).net_sales(180),
             currency: cny(),
             has_history: !facts.is_empty(),
             requested: requested.map(|r| Money::parse(r, cny()).unwrap()),
@@ -542,6 +527,6 @@ mod tests {
             at_micros: as_of().timestamp_micros(),
             ..facts[0]
         });
-        assert_eq!(net_sales_minor(&facts, as_of(), 180), 1_000);
+        assert_eq!(History::from_facts(&facts, as_of()).net_sales(180), 1_000);
     }
 }

@@ -22,6 +22,17 @@ pub struct DecisionInputs {
     pub requested: Option<Money>,
 }
 
+impl DecisionInputs {
+    /// The policy's inputs from a merchant's history, with the amount asked for.
+    pub fn of(history: &crate::features::History, requested: Option<Money>) -> DecisionInputs {
+        DecisionInputs {
+            net_sales_180d_minor: history.net_sales(180),
+            has_history: history.has_payments(),
+            requested,
+        }
+    }
+}
+
 /// The scorecard's and the policy's answers.
 #[derive(Debug, Clone)]
 pub struct Evaluation {

@@ -3,12 +3,15 @@
 //! that both databases accept is written once here, and what differs (bulk insert, connection
 //! set-up) lives in the backend's own file.
 
+mod days;
+mod decision_log;
 mod decisions;
 mod error;
 mod loans;
 mod postgres;
 mod sqlite;
 
+pub use decision_log::DecisionLog;
 pub use decisions::DecisionRow;
 pub use error::StoreError;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
@@ -17,7 +20,7 @@ use crate::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
     PaymentKind, RegionCode, RegionType,
 };
-use crate::features::{PaymentFact, payer_key};
+use crate::features::{History, PaymentFact, payer_key, utc_day};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Row, SqlSafeStr};
@@ -205,7 +208,17 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_decisions.sql"),
         include_str!("../../migrations/postgres/0003_decisions.sql"),
     ),
+    (
+        4,
+        "payment days",
+        include_str!("../../migrations/sqlite/0004_payment_days.sql"),
+        include_str!("../../migrations/postgres/0004_payment_days.sql"),
+    ),
 ];
+
+/// The setting that records that `payment_days` holds every stored payment (written once, after
+/// the summaries of the payments stored before migration 4 have been computed).
+const PAYMENT_DAYS_FILLED: &str = "payment_days_filled";
 
 fn migrator(sql: fn(&(i64, &str, &'static str, &'static str)) -> &'static str) -> Migrator {
     Migrator::with_migrations(
@@ -357,13 +370,57 @@ impl Store {
         }
     }
 
-    /// Applies the migrations that have not run yet. Idempotent.
+    /// Applies the migrations that have not run yet, then fills what a migration cannot compute
+    /// in SQL (the day summaries of payments stored before migration 4). Idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => migrator(|m| m.2).run(writer).await,
             Backend::Postgres(pool) => migrator(|m| m.3).run(pool).await,
         }
-        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))
+        .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))?;
+        if self.setting(PAYMENT_DAYS_FILLED).await?.is_none() {
+            let keys: Vec<i64> = with_reader!(self, pool => {
+                sqlx::query_scalar("SELECT DISTINCT merchant FROM payments ORDER BY merchant")
+                    .fetch_all(pool)
+                    .await?
+            });
+            if !keys.is_empty() {
+                tracing::info!(merchants = keys.len(), "summarising stored payments by day");
+            }
+            for key in keys {
+                self.rebuild_payment_days(key).await?;
+            }
+            self.set_setting(PAYMENT_DAYS_FILLED, "1").await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes every day summary of a merchant from its stored payments.
+    pub async fn rebuild_payment_days(&self, merchant_key: i64) -> Result<(), StoreError> {
+        let sql = "SELECT min(occurred_at), max(occurred_at) FROM payments WHERE merchant = $1";
+        let (first, last): (Option<i64>, Option<i64>) = with_writer!(self, pool => {
+            sqlx::query_as(sql).bind(merchant_key).fetch_one(pool).await?
+        });
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(());
+        };
+        let plan = days::DayPlan {
+            add: Vec::new(),
+            recompute: vec![(merchant_key, utc_day(first), utc_day(last) + 1)],
+        };
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                sqlite::apply_day_plan(&mut tx, &plan).await?;
+                tx.commit().await?;
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                postgres::apply_day_plan(&mut tx, &plan).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the database answers.
@@ -621,6 +678,36 @@ impl Store {
             })
         })
         .collect()
+    }
+
+    /// What the features of a merchant as of `as_of` are computed from. As of a midnight (UTC),
+    /// as the service scores by default, it is built from the day summaries kept at ingestion
+    /// (about 365 short rows); as of any other instant, from the payments themselves. Both give
+    /// the same history (see [`History::from_days`]). Nothing at or after `as_of` is read.
+    pub async fn history(
+        &self,
+        merchant_key: i64,
+        as_of: DateTime<Utc>,
+    ) -> Result<History, StoreError> {
+        let micros = as_of.timestamp_micros();
+        if micros.rem_euclid(86_400_000_000) != 0 {
+            let facts = self.payment_facts(merchant_key, as_of).await?;
+            return Ok(History::from_facts(&facts, as_of));
+        }
+        let to = utc_day(micros);
+        let window = days::DayWindow {
+            window_from: to - History::WINDOW_DAYS,
+            payers_from: to - History::PAYER_WINDOW_DAYS,
+            to,
+        };
+        let summaries = match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                sqlite::payment_days(reader, merchant_key, &window).await?
+            }
+            Backend::Postgres(pool) => postgres::payment_days(pool, merchant_key, &window).await?,
+        };
+        History::from_days(&summaries, as_of)
+            .ok_or_else(|| StoreError::corrupt("a midnight was not a midnight"))
     }
 
     /// Stores a batch of payments in one transaction, committed before this returns.

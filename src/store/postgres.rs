@@ -3,8 +3,15 @@
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
+use super::days::{self, DayPlan, DayWindow, PackedDays};
+use crate::domain::{Channel, PaymentKind};
+use crate::features::{DaySummary, PaymentFact, payer_key, summarize_days};
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const DAY_MICROS: i64 = 86_400_000_000;
 
 pub(super) async fn connect(o: &StoreOptions) -> Result<PgPool, StoreError> {
     Ok(PgPoolOptions::new()
@@ -81,6 +88,140 @@ pub(super) async fn insert_payments(
             conflicts: outcome.conflicts,
         });
     }
+    apply_day_plan(&mut tx, &DayPlan::new(batch, &checked)).await?;
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Brings `payment_days` up to date with the payments this transaction stored (see [`days`]
+/// for why this is exact, also with concurrent writers).
+pub(super) async fn apply_day_plan(
+    tx: &mut sqlx::PgConnection,
+    plan: &DayPlan,
+) -> Result<(), StoreError> {
+    upsert_days(&mut *tx, &plan.upserts()).await?;
+    for &(m, from, to) in &plan.recompute {
+        let facts = facts_between(&mut *tx, m, from * DAY_MICROS, to * DAY_MICROS).await?;
+        sqlx::query("DELETE FROM payment_days WHERE merchant = $1 AND day >= $2 AND day < $3")
+            .bind(m)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        let fresh: Vec<(i64, DaySummary)> =
+            summarize_days(&facts).into_iter().map(|s| (m, s)).collect();
+        upsert_days(&mut *tx, &fresh).await?;
+    }
+    Ok(())
+}
+
+/// One statement for all rows: PostgreSQL takes each column as an array.
+async fn upsert_days(
+    tx: &mut sqlx::PgConnection,
+    rows: &[(i64, DaySummary)],
+) -> Result<(), StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO payment_days ({})
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
+               $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+               $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
+               $17::bytea[]){}",
+            days::COLUMNS,
+            days::add_on_conflict("LEAST", "GREATEST", |a, b| format!("{a} || {b}"))
+        )
+    });
+    let col = |f: &dyn Fn(&(i64, DaySummary)) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    sqlx::query(AssertSqlSafe(sql.as_str()))
+        .bind(col(&|r| r.0))
+        .bind(col(&|r| r.1.day))
+        .bind(col(&|r| i64::from(r.1.payments)))
+        .bind(col(&|r| i64::from(r.1.sales)))
+        .bind(col(&|r| r.1.gross))
+        .bind(col(&|r| r.1.refunds))
+        .bind(col(&|r| r.1.chargebacks))
+        .bind(col(&|r| i64::from(r.1.chargeback_count)))
+        .bind(col(&|r| r.1.channel_gross[0]))
+        .bind(col(&|r| r.1.channel_gross[1]))
+        .bind(col(&|r| r.1.channel_gross[2]))
+        .bind(col(&|r| r.1.channel_gross[3]))
+        .bind(col(&|r| r.1.channel_gross[4]))
+        .bind(col(&|r| r.1.first_at))
+        .bind(col(&|r| r.1.last_at))
+        .bind(rows.iter().map(|r| r.1.last_sale_at).collect::<Vec<Option<i64>>>())
+        .bind(
+            rows.iter()
+                .map(|r| days::encode_payers(&r.1.sale_payers))
+                .collect::<Vec<Vec<u8>>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The stored facts of a merchant in `[from, to)` (microseconds), inside a transaction.
+pub(super) async fn facts_between(
+    conn: &mut sqlx::PgConnection,
+    merchant_key: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<PaymentFact>, StoreError> {
+    let bad = |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
+    sqlx::query(
+        "SELECT occurred_at, amount_minor, kind, channel, payer_ref FROM payments
+         WHERE merchant = $1 AND occurred_at >= $2 AND occurred_at < $3",
+    )
+    .bind(merchant_key)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(PaymentFact {
+            at_micros: row.try_get("occurred_at")?,
+            amount_minor: row.try_get("amount_minor")?,
+            kind: PaymentKind::parse(row.try_get::<&str, _>("kind")?)
+                .map_err(|e| bad("kind", e))?,
+            channel: Channel::parse(row.try_get::<&str, _>("channel")?)
+                .map_err(|e| bad("channel", e))?,
+            payer: payer_key(row.try_get::<&str, _>("payer_ref")?),
+        })
+    })
+    .collect()
+}
+
+/// The day summaries [`crate::features::History::from_days`] needs, in one row.
+pub(super) async fn payment_days(
+    pool: &PgPool,
+    merchant_key: i64,
+    w: &DayWindow,
+) -> Result<Vec<DaySummary>, StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let line = days::packed_line_sql(
+            |c| format!("{c}::text"),
+            "CASE WHEN day >= $1 THEN encode(sale_payers, 'hex') ELSE '' END",
+        );
+        let older = days::packed_older_sql(|c| format!("{c}::text"));
+        format!(
+            "SELECT
+               (SELECT string_agg({line}, E'\\n' ORDER BY day) FROM payment_days
+                  WHERE merchant = $2 AND day >= $3 AND day < $4),
+               (SELECT {older} FROM payment_days WHERE merchant = $2 AND day < $3)"
+        )
+    });
+    let (window, older): (Option<String>, Option<String>) =
+        sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(w.payers_from)
+            .bind(merchant_key)
+            .bind(w.window_from)
+            .bind(w.to)
+            .fetch_one(pool)
+            .await?;
+    PackedDays { window, older }.into_summaries()
 }

@@ -1,11 +1,12 @@
 //! SQLite: the embedded default. A file created on first start, in WAL mode so readers never
 //! wait for the writer.
 
+use super::days::{self, DayPlan, DayWindow, PackedDays};
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
 use crate::domain::{Channel, PaymentKind};
-use crate::features::{PaymentFact, payer_key};
+use crate::features::{DaySummary, PaymentFact, payer_key, summarize_days};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -41,6 +42,7 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<(SqlitePool, SqlitePool)
 
 /// Rows per INSERT statement: 7 parameters each, well inside SQLite's limit of 32,766.
 const ROWS_PER_STATEMENT: usize = 1_000;
+const DAY_MICROS: i64 = 86_400_000_000;
 /// Keys per content look-up: 2 parameters each.
 const KEYS_PER_LOOKUP: usize = 1_000;
 
@@ -134,6 +136,7 @@ pub(super) async fn insert_payments(
             conflicts: outcome.conflicts,
         });
     }
+    apply_day_plan(&mut tx, &DayPlan::new(batch, &checked)).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -179,4 +182,129 @@ fn parse_fact(line: &str) -> Result<PaymentFact, StoreError> {
         channel,
         payer,
     })
+}
+
+/// Day summaries per upsert statement: 17 parameters each.
+const DAYS_PER_STATEMENT: usize = 1_000;
+
+fn day_upsert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO payment_days ({}) VALUES ", days::COLUMNS);
+    let one = format!("({})", vec!["?"; days::NUM_COLUMNS].join(","));
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&one);
+    }
+    sql.push_str(&days::add_on_conflict("min", "max", |a, b| {
+        format!("CAST({a} || {b} AS BLOB)")
+    }));
+    sql
+}
+
+/// Brings `payment_days` up to date with the payments this transaction stored (see
+/// [`days`] for why this is exact).
+pub(super) async fn apply_day_plan(
+    tx: &mut sqlx::SqliteConnection,
+    plan: &DayPlan,
+) -> Result<(), StoreError> {
+    for chunk in plan.upserts().chunks(DAYS_PER_STATEMENT) {
+        let mut q = sqlx::query(AssertSqlSafe(day_upsert_sql(chunk.len())));
+        for (m, s) in chunk {
+            q = bind_day(q, *m, s);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for &(m, from, to) in &plan.recompute {
+        let facts = facts_between(&mut *tx, m, from * DAY_MICROS, to * DAY_MICROS).await?;
+        sqlx::query("DELETE FROM payment_days WHERE merchant = ? AND day >= ? AND day < ?")
+            .bind(m)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        let fresh = summarize_days(&facts);
+        for chunk in fresh.chunks(DAYS_PER_STATEMENT) {
+            let mut q = sqlx::query(AssertSqlSafe(day_upsert_sql(chunk.len())));
+            for s in chunk {
+                q = bind_day(q, m, s);
+            }
+            q.execute(&mut *tx).await?;
+        }
+    }
+    Ok(())
+}
+
+fn bind_day<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    merchant: i64,
+    s: &DaySummary,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(merchant)
+        .bind(s.day)
+        .bind(i64::from(s.payments))
+        .bind(i64::from(s.sales))
+        .bind(s.gross)
+        .bind(s.refunds)
+        .bind(s.chargebacks)
+        .bind(i64::from(s.chargeback_count))
+        .bind(s.channel_gross[0])
+        .bind(s.channel_gross[1])
+        .bind(s.channel_gross[2])
+        .bind(s.channel_gross[3])
+        .bind(s.channel_gross[4])
+        .bind(s.first_at)
+        .bind(s.last_at)
+        .bind(s.last_sale_at)
+        .bind(days::encode_payers(&s.sale_payers))
+}
+
+/// The stored facts of a merchant in `[from, to)` (microseconds), inside a transaction.
+async fn facts_between(
+    conn: &mut sqlx::SqliteConnection,
+    merchant_key: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<PaymentFact>, StoreError> {
+    let packed: Option<String> = sqlx::query_scalar(
+        "SELECT group_concat(occurred_at || ',' || amount_minor || ',' || kind || ',' || channel || ',' || payer_ref, char(10))
+         FROM payments WHERE merchant = ? AND +occurred_at >= ? AND +occurred_at < ?",
+    )
+    .bind(merchant_key)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?;
+    packed.map_or(Ok(Vec::new()), |p| p.split('\n').map(parse_fact).collect())
+}
+
+/// The day summaries [`crate::features::History::from_days`] needs, in one row.
+pub(super) async fn payment_days(
+    pool: &SqlitePool,
+    merchant_key: i64,
+    w: &DayWindow,
+) -> Result<Vec<DaySummary>, StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let line = days::packed_line_sql(
+            |c| c.to_string(),
+            "CASE WHEN day >= ?1 THEN hex(sale_payers) ELSE '' END",
+        );
+        let older = days::packed_older_sql(|c| c.to_string());
+        format!(
+            "SELECT
+               (SELECT group_concat({line}, char(10)) FROM payment_days
+                  WHERE merchant = ?2 AND day >= ?3 AND day < ?4),
+               (SELECT {older} FROM payment_days WHERE merchant = ?2 AND day < ?3)"
+        )
+    });
+    let (window, older): (Option<String>, Option<String>) =
+        sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(w.payers_from)
+            .bind(merchant_key)
+            .bind(w.window_from)
+            .bind(w.to)
+            .fetch_one(pool)
+            .await?;
+    PackedDays { window, older }.into_summaries()
 }

@@ -1,8 +1,8 @@
 use crate::helpers::{Backend, spawn_app};
 use crate::on_both_backends;
 use serde_json::Value;
-use smecredit::features::{FeatureId, FeatureValue, MerchantProfile, compute};
-use smecredit::policy::{Decision, Policy, net_sales_minor};
+use smecredit::features::{FeatureId, FeatureValue, History, MerchantProfile, compute};
+use smecredit::policy::{Decision, Policy};
 use smecredit::scoring::{DecisionInputs, ModelRegistry, evaluate};
 
 /// Every next step offered to a referred or declined merchant of the demo population, applied
@@ -37,11 +37,8 @@ async fn next_steps_really_improve_the_outcome(backend: Backend) {
             .unwrap();
         let facts = app.store.payment_facts(merchant.key, as_of).await.unwrap();
         let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
-        let inputs = DecisionInputs {
-            net_sales_180d_minor: net_sales_minor(&facts, as_of, 180),
-            has_history: !facts.is_empty(),
-            requested: None,
-        };
+        // independently of the service's read of the day summaries: from the payments
+        let inputs = DecisionInputs::of(&History::from_facts(&facts, as_of), None);
         let before = evaluate(&model.artifact, &policy, &features, &inputs);
         assert_eq!(before.terms.decision, decision);
         for step in e["next_steps"].as_array().unwrap() {

@@ -99,7 +99,89 @@ async fn bad_as_of_and_unknown_merchants_are_refused(backend: Backend) {
     );
 }
 
+/// Features as of midnight come from the day summaries kept at ingestion. Whatever the batches
+/// did (payments exactly at midnight, a batch re-sent, a batch overlapping stored payments, one
+/// payment twice in a batch, a batch rejected for a conflict), they equal the features of the
+/// stored payments.
+async fn day_summaries_follow_every_kind_of_batch(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_merchant("m-1").await;
+    let sale = |id: &str, at: &str, amount: &str, payer: &str| {
+        let mut p = payment_json(id, at, amount);
+        p["payer_ref"] = json!(payer);
+        p
+    };
+    let mut refund = sale("r-1", "2026-11-02T00:00:00Z", "3.00", "a");
+    refund["kind"] = json!("refund");
+    let mut chargeback = sale("c-1", "2026-10-20T00:00:00Z", "7.00", "b");
+    chargeback["kind"] = json!("chargeback");
+    let a = vec![
+        sale("p-1", "2026-11-01T23:59:59.999999Z", "10.00", "a"),
+        sale("p-2", "2026-11-02T00:00:00Z", "20.00", "a"),
+        refund,
+        chargeback,
+        sale("p-3", "2026-10-01T08:00:00+08:00", "30.00", "c"),
+    ];
+    let b = vec![
+        sale("p-2", "2026-11-02T00:00:00Z", "20.00", "a"),
+        sale("p-4", "2026-11-02T12:00:00Z", "40.00", "b"),
+        sale("p-5", "2026-09-02T00:00:00Z", "50.00", "a"),
+    ];
+    let twice = vec![
+        sale("p-6", "2026-11-03T01:00:00Z", "60.00", "d"),
+        sale("p-6", "2026-11-03T01:00:00Z", "60.00", "d"),
+    ];
+    let conflict = vec![
+        sale("p-7", "2026-11-02T05:00:00Z", "70.00", "e"),
+        sale("p-1", "2026-11-01T23:59:59.999999Z", "10.01", "a"),
+    ];
+    let store = &app.store;
+    let key = store
+        .merchant(&smecredit::domain::MerchantId::parse("m-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let profile = smecredit::features::MerchantProfile::from(&key.merchant);
+    let check = |step: &'static str| async move {
+        for date in ["2026-11-02", "2026-11-03", "2026-11-04", "2027-01-01"] {
+            let as_of = smecredit::features::as_of_start_of_day(date.parse().unwrap());
+            let facts = store.payment_facts(key.key, as_of).await.unwrap();
+            let history = store.history(key.key, as_of).await.unwrap();
+            assert_eq!(
+                smecredit::features::compute_history(&profile, &history),
+                smecredit::features::compute(&profile, &facts, as_of),
+                "after {step}, as of {date}"
+            );
+        }
+    };
+    for (step, batch, status) in [
+        ("a", a.clone(), 200),
+        ("a again", a, 200),
+        ("b", b, 200),
+        ("twice", twice, 200),
+        ("conflict", conflict, 409),
+    ] {
+        let res = app.post_payments("m-1", batch).await;
+        assert_eq!(res.status().as_u16(), status, "{step}");
+        check(step).await;
+    }
+    // as of 2026-11-02 00:00 the payments at that instant are not yet seen; as of the 3rd they
+    // are, with the one a microsecond before midnight
+    let on_the_3rd: Value = app
+        .get("/v1/merchants/m-1/features?as_of=2026-11-03")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feature(&on_the_3rd, "net_sales_30d"),
+        &json!({"amount": "60.00", "currency": "CNY"}),
+        "10 + 20 − 3 + 40 − 7 chargeback"
+    );
+}
+
 on_both_backends!(
+    day_summaries_follow_every_kind_of_batch,
     the_catalog_describes_every_feature_in_english_and_chinese,
     features_are_computed_point_in_time_from_stored_payments,
     bad_as_of_and_unknown_merchants_are_refused,

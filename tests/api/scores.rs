@@ -1,4 +1,6 @@
-use crate::helpers::{Backend, fields, payment_json, problem, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, fields, merchant_json, payment_json, problem, spawn_app, spawn_app_with,
+};
 use crate::on_both_backends;
 use serde_json::{Value, json};
 use smecredit::api::AuditRecord;
@@ -243,7 +245,95 @@ async fn models_are_listed_and_a_bad_artifact_is_refused_while_the_old_one_serve
     );
 }
 
+/// Stateless scoring: a merchant that is not stored, with its history in the request, gets the
+/// decision the same merchant and history get once stored; nothing of it is stored but the
+/// decision's audit record.
+async fn an_inline_history_is_scored_like_a_stored_one_and_is_not_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let history = steady_history(200);
+    let request = json!({"merchant_id": "m-1", "as_of": "2026-11-20",
+        "merchant": merchant_json("m-1"), "payments": history});
+    let res = score(&app, request).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let inline: Value = res.json().await.unwrap();
+    assert_eq!(app.stored_count("m-1").await, 0);
+    assert_eq!(problem(app.get("/v1/merchants/m-1").await).await.0, 404);
+
+    app.create_merchant("m-1").await;
+    for chunk in history.chunks(400) {
+        app.post_payments("m-1", chunk.to_vec()).await;
+    }
+    let stored: Value = score(&app, json!({"merchant_id": "m-1", "as_of": "2026-11-20"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for key in [
+        "score",
+        "pd",
+        "grade",
+        "decision",
+        "credit_limit",
+        "reasons",
+        "knockouts",
+    ] {
+        assert_eq!(inline[key], stored[key], "{key}");
+    }
+    let id = inline["decision_id"].as_str().unwrap();
+    let record: AuditRecord = app
+        .get(&format!("/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(record.inline_history);
+    assert_eq!(record.features().unwrap().values().len(), 24);
+}
+
+async fn bad_inline_histories_are_refused_with_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let p = |id: &str| payment_json(id, "2026-11-01T09:00:00Z", "10.00");
+    let mut usd = p("p-2");
+    usd["amount"]["currency"] = json!("USD");
+    for (body, field) in [
+        (json!({"merchant_id": "m-1", "merchant": merchant_json("m-1")}), "payments"),
+        (json!({"merchant_id": "m-1", "payments": [p("p-1")]}), "merchant"),
+        (
+            json!({"merchant_id": "m-1", "merchant": merchant_json("m-2"), "payments": []}),
+            "merchant.merchant_id",
+        ),
+        (
+            json!({"merchant_id": "m-1", "merchant": merchant_json("m-1"), "payments": [p("p-1"), p("p-1")]}),
+            "payments[1].payment_id",
+        ),
+        (
+            json!({"merchant_id": "m-1", "merchant": merchant_json("m-1"), "payments": [p("p-1"), usd]}),
+            "payments[1].amount.currency",
+        ),
+    ] {
+        let (status, problem_body) = problem(score(&app, body).await).await;
+        assert_eq!(
+            (status, fields(&problem_body)),
+            (422, vec![field.to_string()]),
+            "{problem_body}"
+        );
+    }
+    // an inline merchant without payments is a decision, like a stored one
+    let d: Value = score(
+        &app,
+        json!({"merchant_id": "m-1", "merchant": merchant_json("m-1"), "payments": []}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(d["knockouts"][0]["rule"], "no_trading_history");
+    assert_eq!(app.stored_count("m-1").await, 0);
+}
+
 on_both_backends!(
+    an_inline_history_is_scored_like_a_stored_one_and_is_not_stored,
+    bad_inline_histories_are_refused_with_the_field,
     a_stored_merchant_gets_a_decision_that_its_audit_record_reproduces,
     a_merchant_without_payments_is_declined_with_its_reason,
     a_new_merchant_gets_a_starter_limit_not_a_decline,

@@ -3,6 +3,8 @@
 use crate::helpers::{Backend, spawn_app};
 use crate::on_both_backends;
 use serde_json::Value;
+use smecredit::domain::MerchantId;
+use smecredit::features::{MerchantProfile, as_of_start_of_day, compute, compute_history};
 use smecredit::ingest::import::{ImportOptions, import_file};
 use smecredit::simulate::{SimConfig, run};
 use std::collections::HashMap;
@@ -106,7 +108,46 @@ async fn the_dataset_from_the_store_equals_the_dataset_from_the_files(backend: B
     assert!(a == b, "the two datasets differ:\n{a}\n---\n{b}");
 }
 
+/// Features as of a midnight are read from the day summaries kept at ingestion; they equal the
+/// features computed from the payments themselves, after an import, after the same import again
+/// (every payment a duplicate: its days are recomputed) and for dates across the history.
+async fn day_summaries_give_the_features_of_the_payments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        merchants: 12,
+        seed: 5,
+        ..SimConfig::default()
+    };
+    run(&config, dir.path(), false).unwrap();
+    let options = ImportOptions::default();
+    for file in ["merchants.csv", "payments.csv", "payments.csv"] {
+        import_file(&app.store, &dir.path().join(file), &options)
+            .await
+            .unwrap();
+    }
+    let mut compared = 0;
+    for i in 0..config.merchants {
+        let id = MerchantId::parse(&format!("m{i:06}")).unwrap();
+        let stored = app.store.merchant(&id).await.unwrap().unwrap();
+        let profile = MerchantProfile::from(&stored.merchant);
+        for back in [0, 1, 45, 200, 500] {
+            let as_of = as_of_start_of_day(config.end - chrono::Duration::days(back));
+            let facts = app.store.payment_facts(stored.key, as_of).await.unwrap();
+            let from_days = app.store.history(stored.key, as_of).await.unwrap();
+            assert_eq!(
+                compute_history(&profile, &from_days),
+                compute(&profile, &facts, as_of),
+                "{id} as of {as_of}"
+            );
+            compared += usize::from(!facts.is_empty());
+        }
+    }
+    assert!(compared > 30, "{compared}");
+}
+
 on_both_backends!(
+    day_summaries_give_the_features_of_the_payments,
     a_simulated_population_imports_with_equal_counts_and_sums,
     the_dataset_from_the_store_equals_the_dataset_from_the_files,
 );
