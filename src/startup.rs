@@ -5,7 +5,7 @@ use crate::api::{self, ACTIVE_MODEL_SETTING, ApiDoc, AppState, RequestSpan};
 use crate::config::Settings;
 use crate::policy::Policy;
 use crate::scoring::ModelRegistry;
-use crate::store::Store;
+use crate::store::{DecisionLog, Store};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -61,6 +61,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             store: store.clone(),
+            decisions: DecisionLog::start(store.clone()),
             limits: settings.limits(),
             models,
             policy: Arc::new(policy),

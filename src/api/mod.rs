@@ -49,6 +49,8 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The audit log's group-committing writer.
+    pub decisions: crate::store::DecisionLog,
     pub limits: Limits,
     pub models: std::sync::Arc<crate::scoring::ModelRegistry>,
     pub policy: std::sync::Arc<crate::policy::Policy>,

@@ -311,8 +311,8 @@ pub async fn score(
         inline_history: merchant_key.is_none(),
     };
     state
-        .store
-        .insert_decision(&DecisionRow {
+        .decisions
+        .append(DecisionRow {
             decision_id: decision.decision_id.clone(),
             merchant_key,
             model_version: model.version.clone(),

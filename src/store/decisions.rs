@@ -25,25 +25,34 @@ pub struct DecisionRow {
 impl Store {
     /// Appends a decision to the audit log; committed before this returns.
     pub async fn insert_decision(&self, d: &DecisionRow) -> Result<(), StoreError> {
-        let record = serde_json::to_string(&d.record).map_err(|e| StoreError::Other(e.into()))?;
+        self.insert_decisions(std::slice::from_ref(d)).await
+    }
+
+    /// Appends decisions to the audit log in one transaction; committed before this returns.
+    pub async fn insert_decisions(&self, rows: &[DecisionRow]) -> Result<(), StoreError> {
         let sql = "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         macro_rules! run {
-            ($pool:expr) => {
-                sqlx::query(sql)
-                    .bind(&d.decision_id)
-                    .bind(d.merchant_key)
-                    .bind(&d.model_version)
-                    .bind(&d.policy_version)
-                    .bind(&d.decision)
-                    .bind(&d.caller)
-                    .bind(&d.request_id)
-                    .bind(d.created_at.timestamp_micros())
-                    .bind(&record)
-                    .execute($pool)
-                    .await?
-                    .rows_affected()
-            };
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                for d in rows {
+                    let record = serde_json::to_string(&d.record)
+                        .map_err(|e| StoreError::Other(e.into()))?;
+                    sqlx::query(sql)
+                        .bind(&d.decision_id)
+                        .bind(d.merchant_key)
+                        .bind(&d.model_version)
+                        .bind(&d.policy_version)
+                        .bind(&d.decision)
+                        .bind(&d.caller)
+                        .bind(&d.request_id)
+                        .bind(d.created_at.timestamp_micros())
+                        .bind(record)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }};
         }
         match &self.backend {
             Backend::Sqlite { writer, .. } => run!(writer),
