@@ -152,9 +152,12 @@ fn view(
     }
 }
 
-/// Score a stored merchant: a decision with its price and reasons, logged for audit.
+/// Score a merchant, stored or given inline: a decision with its price and reasons, logged for
+/// audit.
 ///
-/// The decision is committed to the audit log before the answer. A merchant with no payments at
+/// Without `merchant` and `payments` the merchant is read from the store (404 if unknown); with
+/// them (stateless scoring) nothing of the merchant is stored. The decision is committed to the
+/// audit log before the answer. A merchant with no payments at
 /// all is declined with the reason `no_trading_history`, not refused.
 #[utoipa::path(post, path = "/v1/scores", tag = "scores",
     request_body = ScoreRequest,
@@ -162,33 +165,47 @@ fn view(
         (status = 200, description = "The decision (approve, refer or decline)", body = DecisionView,
             examples(
                 ("Approve" = (summary = "A steady grocery: grade A, the limit instead of the larger request", value = json!({
-                    "decision_id": "0a963820-2fc4-4cc5-9515-495ea8818d1e", "merchant_id": "m000002", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
-                    "policy_version": "policy-2026.11-v1", "score": 662.77, "pd": 0.0023, "grade": "A", "decision": "approve",
+                    "decision_id": "4d44af18-dd97-4889-a0f8-6b4db4df110d", "merchant_id": "m000002", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42c", "model_sha256": "a200f2590b45ebb4247ef8b17eea4a4342b72a0263e021c092b023946764a118",
+                    "policy_version": "policy-2026.11-v1", "score": 662.77, "pd": 0.00227, "grade": "A", "decision": "approve",
                     "credit_limit": {"amount": "36600.00", "currency": "CNY"}, "offered_amount": {"amount": "36600.00", "currency": "CNY"},
                     "indicative_apr": "0.12", "suggested_repayment_share": "0.30", "thin_file": false,
-                    "reasons": [{"code": "R-NET_SALES_30D", "feature": "net_sales_30d", "points_below_best": 9.1,
-                        "text": "Net sales (sales minus refunds minus chargebacks) over the last 30 days — 9.1 points below the best band"}],
-                    "knockouts": [], "created_at": "2026-11-22T00:44:36Z"}))),
+                    "reasons": [{"code": "R-NET_SALES_30D", "feature": "net_sales_30d", "points_below_best": 12.76,
+                        "text": "Net sales (sales minus refunds minus chargebacks) over the last 30 days — 12.8 points below the best band"},
+                        {"code": "R-WORST_MONTHLY_DROP_12M", "feature": "worst_monthly_drop_12m", "points_below_best": 2.76,
+                        "text": "Largest relative drop of net sales from one 30-day month to the next over the last 12 such months — 2.8 points below the best band"}],
+                    "knockouts": [], "created_at": "2026-11-22T02:00:01Z"}))),
                 ("Refer" = (summary = "Grade D: a person looks at it", value = json!({
-                    "decision_id": "7d1f0b52-93a4-4c36-8f0e-2b6c1d5e9a10", "merchant_id": "m000001", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
-                    "policy_version": "policy-2026.11-v1", "score": 564.5, "pd": 0.071, "grade": "D", "decision": "refer",
+                    "decision_id": "0318027b-49d4-4104-ab21-3c7f3429be9f", "merchant_id": "m000001", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42c", "model_sha256": "a200f2590b45ebb4247ef8b17eea4a4342b72a0263e021c092b023946764a118",
+                    "policy_version": "policy-2026.11-v1", "score": 564.52, "pd": 0.064, "grade": "D", "decision": "refer",
                     "credit_limit": {"amount": "1800.00", "currency": "CNY"}, "offered_amount": {"amount": "1800.00", "currency": "CNY"},
                     "indicative_apr": "0.24", "suggested_repayment_share": "0.17", "thin_file": false,
-                    "reasons": [{"code": "R-REPEAT_PAYER_SALES_SHARE_90D", "feature": "repeat_payer_sales_share_90d", "points_below_best": 21.4,
-                        "text": "Share of gross sales amount (last 90 days) from payers with at least two sales in those 90 days — 21.4 points below the best band"}],
-                    "knockouts": [], "created_at": "2026-11-22T00:44:40Z"}))),
+                    "reasons": [{"code": "R-REPEAT_PAYER_SALES_SHARE_90D", "feature": "repeat_payer_sales_share_90d", "points_below_best": 71.12,
+                        "text": "Share of gross sales amount (last 90 days) from payers with at least two sales in those 90 days — 71.1 points below the best band"},
+                        {"code": "R-NET_SALES_30D", "feature": "net_sales_30d", "points_below_best": 35.74,
+                        "text": "Net sales (sales minus refunds minus chargebacks) over the last 30 days — 35.7 points below the best band"},
+                        {"code": "R-CHARGEBACK_COUNT_180D", "feature": "chargeback_count_180d", "points_below_best": 5.17,
+                        "text": "Number of chargebacks over the last 180 days — 5.2 points below the best band"},
+                        {"code": "R-WORST_MONTHLY_DROP_12M", "feature": "worst_monthly_drop_12m", "points_below_best": 0.8,
+                        "text": "Largest relative drop of net sales from one 30-day month to the next over the last 12 such months — 0.8 points below the best band"}],
+                    "knockouts": [], "created_at": "2026-11-22T02:00:01Z"}))),
                 ("Decline" = (summary = "No sale in 30 days: declined by a named rule", value = json!({
-                    "decision_id": "c2e8a3f4-5b61-4f0e-a7d2-8e9b0c1d2f33", "merchant_id": "m000031", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42b", "model_sha256": "1aa68ad69628d52a5c1f1ec325045b1a212e4446b2be60019164ee7de73fcb50",
-                    "policy_version": "policy-2026.11-v1", "score": 531.2, "pd": 0.158, "grade": "E", "decision": "decline",
+                    "decision_id": "91c31108-4664-4d26-a28e-e7645128f7a2", "merchant_id": "m000031", "as_of": "2026-11-22T00:00:00Z",
+                    "model_version": "sc-2026.11-sim42c", "model_sha256": "a200f2590b45ebb4247ef8b17eea4a4342b72a0263e021c092b023946764a118",
+                    "policy_version": "policy-2026.11-v1", "score": 529.23, "pd": 0.189, "grade": "E", "decision": "decline",
                     "credit_limit": {"amount": "0.00", "currency": "CNY"}, "offered_amount": {"amount": "0.00", "currency": "CNY"},
                     "indicative_apr": "0", "suggested_repayment_share": null, "thin_file": false,
-                    "reasons": [{"code": "R-DAYS_SINCE_LAST_SALE", "feature": "days_since_last_sale", "points_below_best": 30.2,
-                        "text": "Days since the most recent sale (0 = a sale in the last 24 hours) — 30.2 points below the best band"}],
-                    "knockouts": [{"rule": "no_recent_sales", "detail": "no sale in the last 30 days (last sale 41 days ago)", "effect": "decline"}],
-                    "created_at": "2026-11-22T00:44:41Z"})))
+                    "reasons": [{"code": "R-REPEAT_PAYER_SALES_SHARE_90D", "feature": "repeat_payer_sales_share_90d", "points_below_best": 83.73,
+                        "text": "Share of gross sales amount (last 90 days) from payers with at least two sales in those 90 days — 83.7 points below the best band"},
+                        {"code": "R-NET_SALES_30D", "feature": "net_sales_30d", "points_below_best": 41.53,
+                        "text": "Net sales (sales minus refunds minus chargebacks) over the last 30 days — 41.5 points below the best band"},
+                        {"code": "R-CHARGEBACK_COUNT_180D", "feature": "chargeback_count_180d", "points_below_best": 11.8,
+                        "text": "Number of chargebacks over the last 180 days — 11.8 points below the best band"},
+                        {"code": "R-WEEKLY_NET_SALES_TREND_26W", "feature": "weekly_net_sales_trend_26w", "points_below_best": 4.72,
+                        "text": "Least-squares slope of weekly net sales over the last 26 weeks, divided by the mean weekly net sales — 4.7 points below the best band"}],
+                    "knockouts": [{"rule": "no_recent_sales", "detail": "no sale in the last 30 days (last sale 52 days ago)", "effect": "decline"}],
+                    "created_at": "2026-11-22T02:00:01Z"})))
             )),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
