@@ -18,8 +18,9 @@ use std::ops::Range;
 /// What a payment batch does to `payment_days`.
 #[derive(Debug, Default)]
 pub(super) struct DayPlan {
-    /// Summaries to add (days untouched by a recompute), sorted by (merchant, day).
-    pub add: Vec<(i64, DaySummary)>,
+    /// The rows of the first upsert, in (merchant, day) order: the summaries to add, and an
+    /// empty summary of every day to recompute (adds nothing; creates and locks the row).
+    pub upserts: Vec<(i64, DaySummary)>,
     /// Runs of days to recompute from the stored payments: (merchant, first day, last day + 1),
     /// sorted.
     pub recompute: Vec<(i64, i64, i64)>,
@@ -34,42 +35,46 @@ impl DayPlan {
                 redo.insert((r.merchant_key, utc_day(r.payment.occurred_at_micros())));
             }
         }
-        let in_checked = |i: usize| checked.iter().any(|r| r.contains(&i));
+        // (every row of a checked statement has its day in `redo`)
         let mut add: BTreeMap<(i64, i64), DaySummary> = BTreeMap::new();
-        for (i, r) in batch.iter().enumerate() {
+        for r in batch {
             let fact = PaymentFact::from(r.payment);
             let key = (r.merchant_key, utc_day(fact.at_micros));
-            if redo.contains(&key) || in_checked(i) {
+            if redo.contains(&key) {
                 continue;
             }
             add.entry(key)
                 .and_modify(|s| s.add(&fact))
                 .or_insert_with(|| DaySummary::of(&fact));
         }
-        let mut recompute: Vec<(i64, i64, i64)> = Vec::new();
-        for (m, d) in redo {
-            match recompute.last_mut() {
-                Some((lm, _, end)) if *lm == m && *end == d => *end = d + 1,
-                _ => recompute.push((m, d, d + 1)),
-            }
+        for &(m, d) in &redo {
+            add.insert((m, d), empty_day(d));
         }
         DayPlan {
-            add: add.into_iter().map(|((m, _), s)| (m, s)).collect(),
-            recompute,
+            upserts: add.into_iter().map(|((m, _), s)| (m, s)).collect(),
+            recompute: runs(redo),
         }
     }
 
-    /// The rows of the first, locking upsert: the summaries to add, and an empty summary of
-    /// every day to recompute (adds nothing; creates and locks the row), in (merchant, day)
-    /// order.
-    pub fn upserts(&self) -> Vec<(i64, DaySummary)> {
-        let mut rows = self.add.clone();
-        for &(m, from, to) in &self.recompute {
-            rows.extend((from..to).map(|day| (m, empty_day(day))));
+    /// Recomputes every day of a merchant in `from..to`.
+    pub fn rebuild(merchant_key: i64, from: i64, to: i64) -> DayPlan {
+        DayPlan {
+            upserts: (from..to).map(|d| (merchant_key, empty_day(d))).collect(),
+            recompute: vec![(merchant_key, from, to)],
         }
-        rows.sort_by_key(|(m, s)| (*m, s.day));
-        rows
     }
+}
+
+/// Consecutive days of one merchant as runs `(merchant, first, last + 1)`.
+fn runs(days: BTreeSet<(i64, i64)>) -> Vec<(i64, i64, i64)> {
+    let mut out: Vec<(i64, i64, i64)> = Vec::new();
+    for (m, d) in days {
+        match out.last_mut() {
+            Some((lm, _, end)) if *lm == m && *end == d => *end = d + 1,
+            _ => out.push((m, d, d + 1)),
+        }
+    }
+    out
 }
 
 /// A summary of no payments: adding it changes nothing (it is the identity of

@@ -404,10 +404,7 @@ impl Store {
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(());
         };
-        let plan = days::DayPlan {
-            add: Vec::new(),
-            recompute: vec![(merchant_key, utc_day(first), utc_day(last) + 1)],
-        };
+        let plan = days::DayPlan::rebuild(merchant_key, utc_day(first), utc_day(last) + 1);
         match &self.backend {
             Backend::Sqlite { writer, .. } => {
                 let mut tx = writer.begin().await?;

@@ -99,7 +99,7 @@ pub(super) async fn apply_day_plan(
     tx: &mut sqlx::PgConnection,
     plan: &DayPlan,
 ) -> Result<(), StoreError> {
-    upsert_days(&mut *tx, &plan.upserts()).await?;
+    upsert_days(&mut *tx, &plan.upserts).await?;
     for &(m, from, to) in &plan.recompute {
         let facts = facts_between(&mut *tx, m, from * DAY_MICROS, to * DAY_MICROS).await?;
         sqlx::query("DELETE FROM payment_days WHERE merchant = $1 AND day >= $2 AND day < $3")

@@ -208,7 +208,7 @@ pub(super) async fn apply_day_plan(
     tx: &mut sqlx::SqliteConnection,
     plan: &DayPlan,
 ) -> Result<(), StoreError> {
-    for chunk in plan.upserts().chunks(DAYS_PER_STATEMENT) {
+    for chunk in plan.upserts.chunks(DAYS_PER_STATEMENT) {
         let mut q = sqlx::query(AssertSqlSafe(day_upsert_sql(chunk.len())));
         for (m, s) in chunk {
             q = bind_day(q, *m, s);
