@@ -1,5 +1,5 @@
 use super::features::{AsOfQuery, parse_as_of};
-use super::merchants::{find_merchant, merchant_id_from_path};
+use super::merchants::{find_merchant_history, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, Problem};
 use crate::domain::Money;
 use crate::explain::{ACTIONABLE, Lang, NextStep, Outcome, helps_and_hurts, next_steps};
@@ -148,8 +148,7 @@ pub async fn eligibility(
     let Some(model) = state.models.current() else {
         return Err(ApiError::NoModel);
     };
-    let merchant = find_merchant(&state, &id).await?;
-    let history = state.store.history(merchant.key, as_of).await?;
+    let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
     let features = compute_history(&MerchantProfile::from(&merchant.merchant), &history);
     let inputs = DecisionInputs::of(&history, None);
     let e = evaluate(&model.artifact, &state.policy, &features, &inputs);

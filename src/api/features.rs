@@ -1,4 +1,4 @@
-use super::merchants::{find_merchant, merchant_id_from_path};
+use super::merchants::{find_merchant_history, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, Problem};
 use crate::domain::MerchantId;
 use crate::features::{
@@ -92,8 +92,7 @@ pub async fn merchant_features(
 ) -> Result<HttpResponse, ApiError> {
     let id = merchant_id_from_path(&path)?;
     let as_of = parse_as_of(query.as_of.as_deref())?;
-    let merchant = find_merchant(&state, &id).await?;
-    let history = state.store.history(merchant.key, as_of).await?;
+    let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
     let vector = compute_history(&MerchantProfile::from(&merchant.merchant), &history);
     Ok(HttpResponse::Ok().json(MerchantFeatures {
         merchant_id: id,

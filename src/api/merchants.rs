@@ -1,5 +1,6 @@
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
 use crate::domain::{Category, Merchant, MerchantId, Money, RegionCode, RegionType};
+use crate::features::History;
 use crate::ingest::{RawMerchant, validate_merchant};
 use crate::store::{HistorySummary, MerchantWrite, StoredMerchant};
 use actix_web::http::header;
@@ -133,6 +134,19 @@ pub(super) async fn find_merchant(
     state
         .store
         .merchant(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("merchant {id} is not known")))
+}
+
+/// A stored merchant with its history as of `as_of`, or 404.
+pub(super) async fn find_merchant_history(
+    state: &AppState,
+    id: &MerchantId,
+    as_of: DateTime<Utc>,
+) -> Result<(StoredMerchant, History), ApiError> {
+    state
+        .store
+        .merchant_history(id, as_of)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("merchant {id} is not known")))
 }

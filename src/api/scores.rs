@@ -1,5 +1,5 @@
 use super::features::parse_as_of;
-use super::merchants::{MerchantInput, find_merchant};
+use super::merchants::{MerchantInput, find_merchant_history};
 use super::payments::{PaymentInput, validate_payments};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, RequestId, read_json};
 use crate::domain::{Currency, MerchantId, Money, MoneyJson};
@@ -228,8 +228,7 @@ pub async fn score(
     // The merchant and its history: from the store, or given inline (nothing of it stored).
     let (merchant_key, profile, currency, history) = match (&input.merchant, &input.payments) {
         (None, None) => {
-            let merchant = find_merchant(&state, &id).await?;
-            let history = state.store.history(merchant.key, as_of).await?;
+            let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
             let m = &merchant.merchant;
             (Some(merchant.key), MerchantProfile::from(m), m.currency, history)
         }

@@ -176,6 +176,22 @@ pub(super) struct DayWindow {
     pub to: i64,
 }
 
+impl DayWindow {
+    /// The window of features as of `as_of`, if it is a midnight (UTC).
+    pub fn as_of(as_of: chrono::DateTime<chrono::Utc>) -> Option<DayWindow> {
+        let micros = as_of.timestamp_micros();
+        if micros.rem_euclid(86_400_000_000) != 0 {
+            return None;
+        }
+        let to = utc_day(micros);
+        Some(DayWindow {
+            window_from: to - crate::features::History::WINDOW_DAYS,
+            payers_from: to - crate::features::History::PAYER_WINDOW_DAYS,
+            to,
+        })
+    }
+}
+
 impl PackedDays {
     pub fn into_summaries(self) -> Result<Vec<DaySummary>, StoreError> {
         let mut out = Vec::new();

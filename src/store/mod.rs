@@ -686,16 +686,9 @@ impl Store {
         merchant_key: i64,
         as_of: DateTime<Utc>,
     ) -> Result<History, StoreError> {
-        let micros = as_of.timestamp_micros();
-        if micros.rem_euclid(86_400_000_000) != 0 {
+        let Some(window) = days::DayWindow::as_of(as_of) else {
             let facts = self.payment_facts(merchant_key, as_of).await?;
             return Ok(History::from_facts(&facts, as_of));
-        }
-        let to = utc_day(micros);
-        let window = days::DayWindow {
-            window_from: to - History::WINDOW_DAYS,
-            payers_from: to - History::PAYER_WINDOW_DAYS,
-            to,
         };
         let summaries = match &self.backend {
             Backend::Sqlite { reader, .. } => {
@@ -705,6 +698,51 @@ impl Store {
         };
         History::from_days(&summaries, as_of)
             .ok_or_else(|| StoreError::corrupt("a midnight was not a midnight"))
+    }
+
+    /// A merchant and its [`History`] as of `as_of`; as of a midnight in one statement (the
+    /// serving path of scores, features and eligibility).
+    pub async fn merchant_history(
+        &self,
+        id: &MerchantId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Option<(StoredMerchant, History)>, StoreError> {
+        let Some(window) = days::DayWindow::as_of(as_of) else {
+            let Some(merchant) = self.merchant(id).await? else {
+                return Ok(None);
+            };
+            let history = self.history(merchant.key, as_of).await?;
+            return Ok(Some((merchant, history)));
+        };
+        let sql = match &self.backend {
+            Backend::Sqlite { .. } => sqlite::merchant_history_sql(),
+            Backend::Postgres(_) => postgres::merchant_history_sql(),
+        };
+        let found = with_reader!(self, pool => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(window.payers_from)
+                .bind(id.as_str())
+                .bind(window.window_from)
+                .bind(window.to)
+                .fetch_optional(pool)
+                .await?
+            {
+                None => None,
+                Some(row) => Some((
+                    merchant_from_row(&row)?,
+                    days::PackedDays {
+                        window: row.try_get("days_window")?,
+                        older: row.try_get("days_older")?,
+                    },
+                )),
+            }
+        });
+        let Some((merchant, packed)) = found else {
+            return Ok(None);
+        };
+        let history = History::from_days(&packed.into_summaries()?, as_of)
+            .ok_or_else(|| StoreError::corrupt("a midnight was not a midnight"))?;
+        Ok(Some((merchant, history)))
     }
 
     /// Stores a batch of payments in one transaction, committed before this returns.

@@ -195,6 +195,34 @@ pub(super) async fn facts_between(
     .collect()
 }
 
+/// The two packed columns of a day read (`days_window`, `days_older`) for the merchant key
+/// `merchant`; parameters $1 = first day of payers, $3 = first day of the window, $4 = as_of's
+/// day.
+fn day_columns(merchant: &str) -> String {
+    let line = days::packed_line_sql(
+        |c| format!("{c}::text"),
+        "CASE WHEN day >= $1 THEN encode(sale_payers, 'hex') ELSE '' END",
+    );
+    let older = days::packed_older_sql(|c| format!("{c}::text"));
+    format!(
+        "(SELECT string_agg({line}, E'\\n' ORDER BY day) FROM payment_days
+            WHERE merchant = {merchant} AND day >= $3 AND day < $4) AS days_window,
+         (SELECT {older} FROM payment_days WHERE merchant = {merchant} AND day < $3) AS days_older"
+    )
+}
+
+/// A merchant found by id ($2) with its day read, in one statement.
+pub(super) fn merchant_history_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {}, {} FROM merchants WHERE merchant_id = $2",
+            super::MERCHANT_COLUMNS,
+            day_columns("merchants.id")
+        )
+    })
+}
+
 /// The day summaries [`crate::features::History::from_days`] needs, in one row.
 pub(super) async fn payment_days(
     pool: &PgPool,
@@ -202,19 +230,7 @@ pub(super) async fn payment_days(
     w: &DayWindow,
 ) -> Result<Vec<DaySummary>, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        let line = days::packed_line_sql(
-            |c| format!("{c}::text"),
-            "CASE WHEN day >= $1 THEN encode(sale_payers, 'hex') ELSE '' END",
-        );
-        let older = days::packed_older_sql(|c| format!("{c}::text"));
-        format!(
-            "SELECT
-               (SELECT string_agg({line}, E'\\n' ORDER BY day) FROM payment_days
-                  WHERE merchant = $2 AND day >= $3 AND day < $4),
-               (SELECT {older} FROM payment_days WHERE merchant = $2 AND day < $3)"
-        )
-    });
+    let sql = SQL.get_or_init(|| format!("SELECT {}", day_columns("$2")));
     let (window, older): (Option<String>, Option<String>) =
         sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(w.payers_from)
