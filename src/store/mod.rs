@@ -5,12 +5,14 @@
 
 mod decisions;
 mod error;
+mod keys;
 mod loans;
 mod postgres;
 mod sqlite;
 
 pub use decisions::DecisionRow;
 pub use error::StoreError;
+pub use keys::StoredKey;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
 use crate::domain::{
@@ -204,6 +206,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "decisions and settings",
         include_str!("../../migrations/sqlite/0003_decisions.sql"),
         include_str!("../../migrations/postgres/0003_decisions.sql"),
+    ),
+    (
+        4,
+        "api keys",
+        include_str!("../../migrations/sqlite/0004_api_keys.sql"),
+        include_str!("../../migrations/postgres/0004_api_keys.sql"),
     ),
 ];
 
