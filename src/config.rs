@@ -59,6 +59,9 @@ pub struct Settings {
     pub model: Option<String>,
     /// A lending policy TOML file (default: the built-in policy).
     pub policy_file: Option<std::path::PathBuf>,
+    /// How long the answer to an API key check is remembered, in seconds: a revocation takes
+    /// effect on every replica within this time. 0: ask the database on every request.
+    pub auth_cache_secs: u64,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             models_dir: "models".into(),
             model: None,
             policy_file: None,
+            auth_cache_secs: 5,
         }
     }
 }
@@ -124,6 +128,7 @@ impl Settings {
         if let Ok(p) = std::env::var("SMECREDIT_POLICY_FILE") {
             s.policy_file = Some(p.into());
         }
+        env_override("SMECREDIT_AUTH_CACHE_SECS", &mut s.auth_cache_secs)?;
         if let Ok(w) = std::env::var("SMECREDIT_WORKERS") {
             s.workers = Some(
                 w.parse()
@@ -146,6 +151,10 @@ impl Settings {
             "max_body_bytes must be at least 1024"
         );
         Ok(())
+    }
+
+    pub fn auth_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth_cache_secs)
     }
 
     pub fn store_options(&self) -> StoreOptions {

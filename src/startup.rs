@@ -3,6 +3,7 @@
 
 use crate::api::{self, ACTIVE_MODEL_SETTING, ApiDoc, AppState, RequestSpan};
 use crate::config::Settings;
+use crate::keys::KeyRing;
 use crate::policy::Policy;
 use crate::scoring::ModelRegistry;
 use crate::store::Store;
@@ -64,6 +65,7 @@ impl Application {
             limits: settings.limits(),
             models,
             policy: Arc::new(policy),
+            keys: Arc::new(KeyRing::new(store.clone(), settings.auth_cache_ttl())),
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

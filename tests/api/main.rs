@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod eligibility;
 mod features;
 mod health;
