@@ -3,7 +3,7 @@
 //!
 //! For each request to a protected route, in this order: the key is read from
 //! `Authorization: Bearer smk_…` and looked up by its hash (401 if missing, malformed, unknown or
-//! revoked); the key's role is checked against the route
+//! revoked); the key's rate limit is counted (429); the key's role is checked against the route
 //! and, for a merchant key, the merchant in the path against the key's own (403). Only then does
 //! the handler run, with the [`Caller`] in the request's extensions. Finer checks that need data
 //! (a lender reads only its own decisions) are the handler's.
@@ -198,6 +198,10 @@ async fn authorize(req: &ServiceRequest, access: Access) -> Result<Caller, ApiEr
         .ok_or(ApiError::Unauthorized(KeyProblem::Invalid))?;
     // The request's span (the request log line) names the key by its public id, never the key.
     tracing::Span::current().record("key_id", caller.key_id.as_str());
+    state
+        .rate_limits
+        .check(&caller)
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     permit(&caller, access, req.match_info().get("merchant_id"))?;
     Ok(caller)
 }
@@ -281,9 +285,9 @@ pub fn access_sentence(r: &RouteAccess) -> Option<String> {
         }
     };
     let refusals = if r.access == Access::AnyKey {
-        "401 without a valid key"
+        "401 without a valid key, 429 when its rate limit is spent"
     } else {
-        "401 without a valid key, 403 for a key of another role"
+        "401 without a valid key, 403 for a key of another role, 429 when its rate limit is spent"
     };
     let mut s =
         format!("**Access:** an API key {roles} in `Authorization: Bearer smk_…` ({refusals}).");
@@ -296,7 +300,7 @@ pub fn access_sentence(r: &RouteAccess) -> Option<String> {
 
 /// Declares the bearer scheme, and on every protected operation its roles (as the security
 /// requirement's scopes, which OpenAPI 3.1 allows for role names), a sentence in its description
-/// and the 401 and 403 answers.
+/// and the 401, 403 and 429 answers.
 pub struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
@@ -353,6 +357,20 @@ impl utoipa::Modify for SecurityAddon {
                             openapi::header::HeaderBuilder::new()
                                 .schema(Some(openapi::Object::with_type(openapi::Type::String)))
                                 .description(Some("Bearer realm=\"smecredit\", with error=\"invalid_token\" for an unknown or revoked key"))
+                                .build(),
+                        )
+                        .content("application/problem+json", problem())
+                        .build(),
+                ),
+                (
+                    "429",
+                    ResponseBuilder::new()
+                        .description("The key's rate limit is spent")
+                        .header(
+                            "Retry-After",
+                            openapi::header::HeaderBuilder::new()
+                                .schema(Some(openapi::Object::with_type(openapi::Type::Integer)))
+                                .description(Some("Seconds to wait, rounded up"))
                                 .build(),
                         )
                         .content("application/problem+json", problem())

@@ -70,6 +70,8 @@ pub enum ApiError {
     Unauthorized(KeyProblem),
     /// 403: a valid key whose role does not reach this route or this merchant.
     Forbidden(String),
+    /// 429: the key's rate limit is spent; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
     /// 400: the body is not JSON, has unknown fields or values of the wrong type.
     MalformedBody(FieldError),
     /// 400: a query parameter cannot be read.
@@ -125,6 +127,11 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "The API key does not allow this",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             ApiError::MalformedBody(_) => (
                 StatusCode::BAD_REQUEST,
@@ -193,6 +200,12 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Forbidden(detail) => (detail.clone(), vec![]),
+            ApiError::RateLimited { retry_after_secs } => (
+                format!(
+                    "this API key has used up its rate limit; retry in {retry_after_secs} s"
+                ),
+                vec![],
+            ),
             ApiError::MalformedBody(e) => (format!("{}: {}", e.field, e.message), vec![e.clone()]),
             ApiError::BadQuery(errors) => (
                 errors
@@ -274,6 +287,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unavailable | ApiError::NoModel => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, *retry_after_secs));
             }
             // RFC 6750: no error code when no key was sent at all.
             ApiError::Unauthorized(problem) => {

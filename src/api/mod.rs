@@ -1,6 +1,6 @@
 //! The REST API: routes per resource, one error type answered as problem+json, request ids,
-//! access control per API key, and the OpenAPI document generated from the handlers'
-//! annotations.
+//! access control and rate limits per API key, and the OpenAPI document generated from the
+//! handlers' annotations.
 
 pub mod auth;
 mod eligibility;
@@ -12,6 +12,7 @@ mod loans;
 mod merchants;
 mod models;
 mod payments;
+pub mod rate_limit;
 pub mod request_id;
 mod scores;
 
@@ -49,8 +50,8 @@ impl Default for Limits {
 }
 
 /// What every handler gets: the store, the limits, the models (the active one behind an atomic
-/// swap), the lending policy and the API keys (with their short cache). Nothing is loaded per
-/// request.
+/// swap), the lending policy, the API keys (with their short cache) and their rate limits.
+/// Nothing is loaded per request.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
@@ -58,6 +59,7 @@ pub struct AppState {
     pub models: std::sync::Arc<crate::scoring::ModelRegistry>,
     pub policy: std::sync::Arc<crate::policy::Policy>,
     pub keys: std::sync::Arc<crate::keys::KeyRing>,
+    pub rate_limits: std::sync::Arc<rate_limit::RateLimits>,
 }
 
 /// Registers every route of the API, each protected route behind the key check its entry in
@@ -280,7 +282,7 @@ Money is a decimal string with its ISO 4217 currency, never a JSON number. Times
 Errors are RFC 9457 problem documents (application/problem+json). \
 Every route but /healthz, /readyz, /openapi.json and /docs needs an API key (`Authorization: Bearer smk_…`) \
 whose role reaches it: each operation names the roles it accepts; 401 without a valid key, 403 for a key \
-of another role (or another merchant)."
+of another role (or another merchant), 429 with `Retry-After` when the key's rate limit is spent."
     ),
     modifiers(&SecurityAddon),
     paths(

@@ -150,6 +150,8 @@ pub fn test_settings(url: &str) -> Settings {
         models_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/models").into(),
         ..Settings::default()
     }
+    // Rate limits have tests of their own; elsewhere they would only make tests flaky.
+    .without_rate_limits()
 }
 
 /// Issues a key straight through the library, as `smecredit keys create` does.

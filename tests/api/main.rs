@@ -12,5 +12,6 @@ mod loans;
 mod merchants;
 mod openapi;
 mod payments;
+mod rate_limits;
 mod scores;
 mod simulated;

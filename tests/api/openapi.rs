@@ -51,10 +51,12 @@ fn every_route_but_the_probes_declares_the_key_and_the_roles_it_needs() {
                 description.contains("**Access:**"),
                 "{method} {path}: {description}"
             );
-            assert!(
-                op["responses"]["401"].is_object(),
-                "{method} {path} has no 401"
-            );
+            for status in ["401", "429"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} has no {status}"
+                );
+            }
         }
     }
     let roles =
