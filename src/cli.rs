@@ -37,7 +37,8 @@ pub enum Command {
         #[arg(long)]
         bind: Option<String>,
         /// On an empty database, first seed a small simulated population (40 merchants with
-        /// payment histories up to today, and loan outcomes) to try the service with.
+        /// payment histories up to today, and loan outcomes) to try the service with; at every
+        /// start, issue one API key per role, print them, and revoke the previous start's.
         #[arg(long)]
         demo: bool,
     },
@@ -210,6 +211,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&settings).await?;
             if demo {
                 crate::demo::seed_if_empty(app.store()).await?;
+                let keys = crate::demo::issue_keys(app.store()).await?;
+                // Standard output, not the log: keys never go to a log line.
+                println!("{}", crate::demo::keys_banner(&keys));
             }
             tracing::info!(
                 port = app.port(),
