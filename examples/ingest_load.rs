@@ -2,7 +2,8 @@
 //! request body in memory first (BATCHES batches of BATCH_SIZE distinct payments), then posts
 //! them with CONCURRENCY connections and reports payments/s and request latency.
 //!
-//! `cargo run --release --example ingest_load -- http://127.0.0.1:8080 BATCHES BATCH_SIZE CONCURRENCY`
+//! `SMECREDIT_API_KEY=smk_… cargo run --release --example ingest_load -- http://127.0.0.1:8080 BATCHES BATCH_SIZE CONCURRENCY`
+//! (a platform key, from `smecredit keys create --role platform`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
     let batch_size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5_000);
     let concurrency: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(4);
     let merchants = 100usize;
+    let key = std::env::var("SMECREDIT_API_KEY")
+        .map_err(|_| anyhow::anyhow!("set SMECREDIT_API_KEY to a platform key"))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
@@ -29,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         });
         let res = client
             .post(format!("{base}/v1/merchants"))
+            .bearer_auth(&key)
             .json(&body)
             .send()
             .await?;
@@ -69,7 +73,8 @@ async fn main() -> anyhow::Result<()> {
     let began = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, bodies, next) = (client.clone(), bodies.clone(), next.clone());
+        let (client, bodies, next, key) =
+            (client.clone(), bodies.clone(), next.clone(), key.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
@@ -81,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
                 let t = Instant::now();
                 let ok = client
                     .post(url)
+                    .bearer_auth(&key)
                     .header("content-type", "application/json")
                     .body(body.clone())
                     .send()

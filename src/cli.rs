@@ -1,7 +1,9 @@
-//! The command line: `serve`, `migrate`, `import`, `openapi`.
+//! The command line: `serve`, `migrate`, `import`, `keys`, `simulate`, `dataset`, `train`,
+//! `evaluate`, `openapi`.
 
 use crate::config::Settings;
 use crate::ingest::import::{ImportOptions, import_file};
+use crate::keys::{KeyInfo, Role};
 use crate::simulate::SimConfig;
 use crate::startup::Application;
 use crate::store::Store;
@@ -35,9 +37,15 @@ pub enum Command {
         #[arg(long)]
         bind: Option<String>,
         /// On an empty database, first seed a small simulated population (40 merchants with
-        /// payment histories up to today, and loan outcomes) to try the service with.
+        /// payment histories up to today, and loan outcomes) to try the service with; at every
+        /// start, issue one API key per role, print them, and revoke the previous start's.
         #[arg(long)]
         demo: bool,
+    },
+    /// API keys: create (the key is printed once), list, revoke, rotate.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -116,6 +124,32 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a key. The key goes to standard output, once: only its hash is stored.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The merchant a merchant key speaks for (required for, and only for, --role merchant).
+        #[arg(long)]
+        merchant: Option<String>,
+        /// What the key is for, 1–100 characters (default: the role, and the merchant).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every key: id, role, merchant, principal (its rotation chain), when created, when
+    /// revoked, name. Never a key itself.
+    List,
+    /// Revoke a key. Running services refuse it within `auth_cache_secs` (5 s by default).
+    Revoke {
+        /// The key's id, as `keys list` shows it (key_…).
+        key_id: String,
+    },
+    /// Issue a replacement for a key: same role, merchant, name and principal (a lender's new
+    /// key reads the decisions of the old one). The old key works until it is revoked.
+    Rotate { key_id: String },
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// A dataset from `smecredit dataset`, or any CSV feature table with a binary label.
@@ -177,6 +211,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&settings).await?;
             if demo {
                 crate::demo::seed_if_empty(app.store()).await?;
+                let keys = crate::demo::issue_keys(app.store()).await?;
+                // Standard output, not the log: keys never go to a log line.
+                println!("{}", crate::demo::keys_banner(&keys));
             }
             tracing::info!(
                 port = app.port(),
@@ -185,6 +222,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.bind
             );
             app.run_until_stopped().await?;
+        }
+        Command::Keys { command } => {
+            let store = Store::connect(&settings.store_options()).await?;
+            let result = run_keys(&store, command).await;
+            store.close().await;
+            result?;
         }
         Command::Migrate => {
             let store = Store::connect(&settings.store_options()).await?;
@@ -360,4 +403,101 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run_keys(store: &Store, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            role,
+            merchant,
+            name,
+        } => {
+            if role == Role::Merchant
+                && let Some(m) = &merchant
+                && let Ok(id) = crate::domain::MerchantId::parse(m.as_str())
+                && store.merchant(&id).await?.is_none()
+            {
+                eprintln!(
+                    "note: merchant {id} is not stored yet; the key reads it once the platform adds it"
+                );
+            }
+            let new =
+                crate::keys::create(store, role, merchant.as_deref(), name.as_deref()).await?;
+            eprintln!(
+                "issued {} ({}, {:?}); the key is printed below once, and only its hash is stored:",
+                new.info.key_id, new.info.role, new.info.name
+            );
+            println!("{}", new.secret.expose());
+        }
+        KeysCommand::List => {
+            print!("{}", keys_table(&crate::keys::list(store).await?));
+        }
+        KeysCommand::Revoke { key_id } => {
+            let info = crate::keys::revoke(store, &key_id).await?;
+            eprintln!(
+                "{} ({}, {:?}) is revoked since {}; running services refuse it within their auth_cache_secs",
+                info.key_id,
+                info.role,
+                info.name,
+                info.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            );
+        }
+        KeysCommand::Rotate { key_id } => {
+            let new = crate::keys::rotate(store, &key_id).await?;
+            eprintln!(
+                "issued {} to replace {key_id} ({}, {:?}); deploy it, then `smecredit keys revoke {key_id}`. The new key, shown once:",
+                new.info.key_id, new.info.role, new.info.name
+            );
+            println!("{}", new.secret.expose());
+        }
+    }
+    Ok(())
+}
+
+/// `keys list` as an aligned table.
+pub fn keys_table(keys: &[KeyInfo]) -> String {
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let rows: Vec<[String; 7]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.key_id.clone(),
+                k.role.to_string(),
+                k.merchant_id
+                    .as_ref()
+                    .map_or("-".to_string(), |m| m.to_string()),
+                k.principal.clone(),
+                time(&k.created_at),
+                k.revoked_at.as_ref().map_or("-".to_string(), time),
+                k.name.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "ROLE",
+        "MERCHANT",
+        "PRINCIPAL",
+        "CREATED",
+        "REVOKED",
+        "NAME",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 7];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }

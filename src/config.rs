@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::api::Limits;
+use crate::api::rate_limit::RoleLimit;
+use crate::keys::Role;
 use crate::store::StoreOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,6 +61,18 @@ pub struct Settings {
     pub model: Option<String>,
     /// A lending policy TOML file (default: the built-in policy).
     pub policy_file: Option<std::path::PathBuf>,
+    /// How long the answer to an API key check is remembered, in seconds: a revocation takes
+    /// effect on every replica within this time. 0: ask the database on every request.
+    pub auth_cache_secs: u64,
+    /// Requests per second a platform key may sustain (0: no limit), and its burst.
+    pub rate_limit_platform_per_second: f64,
+    pub rate_limit_platform_burst: u32,
+    pub rate_limit_lender_per_second: f64,
+    pub rate_limit_lender_burst: u32,
+    pub rate_limit_merchant_per_second: f64,
+    pub rate_limit_merchant_burst: u32,
+    pub rate_limit_admin_per_second: f64,
+    pub rate_limit_admin_burst: u32,
 }
 
 impl Default for Settings {
@@ -78,6 +92,15 @@ impl Default for Settings {
             models_dir: "models".into(),
             model: None,
             policy_file: None,
+            auth_cache_secs: 5,
+            rate_limit_platform_per_second: 50.0,
+            rate_limit_platform_burst: 100,
+            rate_limit_lender_per_second: 20.0,
+            rate_limit_lender_burst: 40,
+            rate_limit_merchant_per_second: 1.0,
+            rate_limit_merchant_burst: 10,
+            rate_limit_admin_per_second: 2.0,
+            rate_limit_admin_burst: 20,
         }
     }
 }
@@ -124,6 +147,32 @@ impl Settings {
         if let Ok(p) = std::env::var("SMECREDIT_POLICY_FILE") {
             s.policy_file = Some(p.into());
         }
+        env_override("SMECREDIT_AUTH_CACHE_SECS", &mut s.auth_cache_secs)?;
+        for (role, rate, burst) in [
+            (
+                "PLATFORM",
+                &mut s.rate_limit_platform_per_second,
+                &mut s.rate_limit_platform_burst,
+            ),
+            (
+                "LENDER",
+                &mut s.rate_limit_lender_per_second,
+                &mut s.rate_limit_lender_burst,
+            ),
+            (
+                "MERCHANT",
+                &mut s.rate_limit_merchant_per_second,
+                &mut s.rate_limit_merchant_burst,
+            ),
+            (
+                "ADMIN",
+                &mut s.rate_limit_admin_per_second,
+                &mut s.rate_limit_admin_burst,
+            ),
+        ] {
+            env_override(&format!("SMECREDIT_RATE_LIMIT_{role}_PER_SECOND"), rate)?;
+            env_override(&format!("SMECREDIT_RATE_LIMIT_{role}_BURST"), burst)?;
+        }
         if let Ok(w) = std::env::var("SMECREDIT_WORKERS") {
             s.workers = Some(
                 w.parse()
@@ -145,7 +194,60 @@ impl Settings {
             self.max_body_bytes >= 1024,
             "max_body_bytes must be at least 1024"
         );
+        for (role, limit) in self.rate_limits() {
+            limit
+                .check()
+                .map_err(|(field, e)| anyhow::anyhow!("rate_limit_{role}_{field}: {e}"))?;
+        }
         Ok(())
+    }
+
+    /// The rate limit of each role's keys.
+    pub fn rate_limits(&self) -> [(Role, RoleLimit); 4] {
+        let limit = |per_second, burst| RoleLimit { per_second, burst };
+        [
+            (
+                Role::Platform,
+                limit(
+                    self.rate_limit_platform_per_second,
+                    self.rate_limit_platform_burst,
+                ),
+            ),
+            (
+                Role::Lender,
+                limit(
+                    self.rate_limit_lender_per_second,
+                    self.rate_limit_lender_burst,
+                ),
+            ),
+            (
+                Role::Merchant,
+                limit(
+                    self.rate_limit_merchant_per_second,
+                    self.rate_limit_merchant_burst,
+                ),
+            ),
+            (
+                Role::Admin,
+                limit(
+                    self.rate_limit_admin_per_second,
+                    self.rate_limit_admin_burst,
+                ),
+            ),
+        ]
+    }
+
+    pub fn auth_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth_cache_secs)
+    }
+
+    /// No rate limit for any role (tests, benchmarks).
+    pub fn without_rate_limits(mut self) -> Self {
+        self.rate_limit_platform_per_second = 0.0;
+        self.rate_limit_lender_per_second = 0.0;
+        self.rate_limit_merchant_per_second = 0.0;
+        self.rate_limit_admin_per_second = 0.0;
+        self
     }
 
     pub fn store_options(&self) -> StoreOptions {
@@ -163,5 +265,37 @@ impl Settings {
             max_batch: self.max_batch,
             ..Limits::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_that_makes_no_sense_is_refused_by_its_setting_name() {
+        assert!(Settings::default().validate().is_ok());
+        let s = Settings {
+            rate_limit_lender_burst: 0,
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.starts_with("rate_limit_lender_burst:"), "{e}");
+        let s = Settings {
+            rate_limit_admin_per_second: -1.0,
+            ..Settings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.starts_with("rate_limit_admin_per_second:"), "{e}");
+        assert!(
+            Settings {
+                rate_limit_lender_burst: 0,
+                ..Settings::default()
+            }
+            .without_rate_limits()
+            .validate()
+            .is_ok(),
+            "no burst is needed without a limit"
+        );
     }
 }

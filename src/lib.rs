@@ -9,6 +9,7 @@ pub mod domain;
 pub mod explain;
 pub mod features;
 pub mod ingest;
+pub mod keys;
 pub mod policy;
 pub mod scorecard;
 pub mod scoring;

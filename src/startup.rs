@@ -1,8 +1,10 @@
 //! Building the application: the store, the HTTP server bound to its listener, and the port it
 //! got (port 0 in tests).
 
+use crate::api::rate_limit::RateLimits;
 use crate::api::{self, ACTIVE_MODEL_SETTING, ApiDoc, AppState, RequestSpan};
 use crate::config::Settings;
+use crate::keys::KeyRing;
 use crate::policy::Policy;
 use crate::scoring::ModelRegistry;
 use crate::store::{DecisionLog, Store};
@@ -65,6 +67,8 @@ impl Application {
             limits: settings.limits(),
             models,
             policy: Arc::new(policy),
+            keys: Arc::new(KeyRing::new(store.clone(), settings.auth_cache_ttl())),
+            rate_limits: Arc::new(RateLimits::new(&settings.rate_limits())),
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

@@ -53,8 +53,25 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// Why a request carries no usable API key (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// No `Authorization` header.
+    Missing,
+    /// An `Authorization` header that is not `Bearer smk_…`.
+    Malformed,
+    /// A well-formed key that is unknown or revoked (the two are not told apart).
+    Invalid,
+}
+
 /// Everything a handler can answer other than success.
 pub enum ApiError {
+    /// 401: no API key, or one that is malformed, unknown or revoked.
+    Unauthorized(KeyProblem),
+    /// 403: a valid key whose role does not reach this route or this merchant.
+    Forbidden(String),
+    /// 429: the key's rate limit is spent; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
     /// 400: the body is not JSON, has unknown fields or values of the wrong type.
     MalformedBody(FieldError),
     /// 400: a query parameter cannot be read.
@@ -101,6 +118,21 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "A valid API key is required",
+            ),
+            ApiError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "The API key does not allow this",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+            ),
             ApiError::MalformedBody(_) => (
                 StatusCode::BAD_REQUEST,
                 "malformed-body",
@@ -154,6 +186,26 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, kind, title) = self.parts();
         let (detail, errors) = match self {
+            ApiError::Unauthorized(problem) => (
+                match problem {
+                    KeyProblem::Missing => {
+                        "send an API key in the Authorization header: Bearer smk_…"
+                    }
+                    KeyProblem::Malformed => {
+                        "the Authorization header must be Bearer followed by an API key (smk_ and 64 hex digits)"
+                    }
+                    KeyProblem::Invalid => "the API key is unknown or revoked",
+                }
+                .to_string(),
+                vec![],
+            ),
+            ApiError::Forbidden(detail) => (detail.clone(), vec![]),
+            ApiError::RateLimited { retry_after_secs } => (
+                format!(
+                    "this API key has used up its rate limit; retry in {retry_after_secs} s"
+                ),
+                vec![],
+            ),
             ApiError::MalformedBody(e) => (format!("{}: {}", e.field, e.message), vec![e.clone()]),
             ApiError::BadQuery(errors) => (
                 errors
@@ -232,8 +284,27 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        if matches!(self, ApiError::Unavailable | ApiError::NoModel) {
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        match self {
+            ApiError::Unavailable | ApiError::NoModel => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, *retry_after_secs));
+            }
+            // RFC 6750: no error code when no key was sent at all.
+            ApiError::Unauthorized(problem) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(match problem {
+                        KeyProblem::Missing => r#"Bearer realm="smecredit""#,
+                        KeyProblem::Malformed => {
+                            r#"Bearer realm="smecredit", error="invalid_request""#
+                        }
+                        KeyProblem::Invalid => r#"Bearer realm="smecredit", error="invalid_token""#,
+                    }),
+                ));
+            }
+            _ => {}
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }

@@ -1,18 +1,22 @@
 //! The REST API: routes per resource, one error type answered as problem+json, request ids,
-//! and the OpenAPI document generated from the handlers' annotations.
+//! access control and rate limits per API key, and the OpenAPI document generated from the
+//! handlers' annotations.
 
+pub mod auth;
 mod eligibility;
 pub mod error;
 mod features;
 mod health;
+mod keys;
 mod loans;
 mod merchants;
 mod models;
 mod payments;
+pub mod rate_limit;
 pub mod request_id;
 mod scores;
 
-pub use error::{ApiError, FieldError, Problem};
+pub use error::{ApiError, FieldError, KeyProblem, Problem};
 pub use models::ACTIVE_MODEL_SETTING;
 pub use request_id::{RequestId, RequestSpan};
 pub use scores::{AuditRecord, DecisionView};
@@ -20,6 +24,7 @@ pub use scores::{AuditRecord, DecisionView};
 use crate::store::Store;
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
+use auth::SecurityAddon;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -45,7 +50,8 @@ impl Default for Limits {
 }
 
 /// What every handler gets: the store, the limits, the models (the active one behind an atomic
-/// swap) and the lending policy. Nothing is loaded per request.
+/// swap), the lending policy, the API keys (with their short cache) and their rate limits.
+/// Nothing is loaded per request.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
@@ -54,45 +60,142 @@ pub struct AppState {
     pub limits: Limits,
     pub models: std::sync::Arc<crate::scoring::ModelRegistry>,
     pub policy: std::sync::Arc<crate::policy::Policy>,
+    pub keys: std::sync::Arc<crate::keys::KeyRing>,
+    pub rate_limits: std::sync::Arc<rate_limit::RateLimits>,
 }
 
-/// Registers every route of the API.
+/// Registers every route of the API, each protected route behind the key check its entry in
+/// [`auth::ROUTES`] asks for.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use auth::require;
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/v1/merchants").route(web::post().to(merchants::upsert)))
-        .service(web::resource("/v1/merchants/{merchant_id}").route(web::get().to(merchants::get)))
+        .service(
+            web::resource("/v1/merchants").route(
+                web::post()
+                    .to(merchants::upsert)
+                    .wrap(require("POST", "/v1/merchants")),
+            ),
+        )
+        .service(
+            web::resource("/v1/merchants/{merchant_id}").route(
+                web::get()
+                    .to(merchants::get)
+                    .wrap(require("GET", "/v1/merchants/{merchant_id}")),
+            ),
+        )
         .service(
             web::resource("/v1/merchants/{merchant_id}/payments")
-                .route(web::post().to(payments::ingest))
-                .route(web::get().to(payments::list)),
+                .route(
+                    web::post()
+                        .to(payments::ingest)
+                        .wrap(require("POST", "/v1/merchants/{merchant_id}/payments")),
+                )
+                .route(
+                    web::get()
+                        .to(payments::list)
+                        .wrap(require("GET", "/v1/merchants/{merchant_id}/payments")),
+                ),
         )
-        .service(web::resource("/v1/features").route(web::get().to(features::catalog)))
         .service(
-            web::resource("/v1/merchants/{merchant_id}/features")
-                .route(web::get().to(features::merchant_features)),
+            web::resource("/v1/features").route(
+                web::get()
+                    .to(features::catalog)
+                    .wrap(require("GET", "/v1/features")),
+            ),
         )
         .service(
-            web::resource("/v1/merchants/{merchant_id}/loans")
-                .route(web::get().to(loans::list_for_merchant)),
+            web::resource("/v1/merchants/{merchant_id}/features").route(
+                web::get()
+                    .to(features::merchant_features)
+                    .wrap(require("GET", "/v1/merchants/{merchant_id}/features")),
+            ),
         )
         .service(
-            web::resource("/v1/merchants/{merchant_id}/eligibility")
-                .route(web::get().to(eligibility::eligibility)),
+            web::resource("/v1/merchants/{merchant_id}/loans").route(
+                web::get()
+                    .to(loans::list_for_merchant)
+                    .wrap(require("GET", "/v1/merchants/{merchant_id}/loans")),
+            ),
         )
-        .service(web::resource("/v1/scores").route(web::post().to(scores::score)))
         .service(
-            web::resource("/v1/decisions/{decision_id}").route(web::get().to(scores::decision)),
+            web::resource("/v1/merchants/{merchant_id}/eligibility").route(
+                web::get()
+                    .to(eligibility::eligibility)
+                    .wrap(require("GET", "/v1/merchants/{merchant_id}/eligibility")),
+            ),
         )
-        .service(web::resource("/v1/models").route(web::get().to(models::list)))
         .service(
-            web::resource("/v1/models/{version}/activate").route(web::post().to(models::activate)),
+            web::resource("/v1/scores").route(
+                web::post()
+                    .to(scores::score)
+                    .wrap(require("POST", "/v1/scores")),
+            ),
         )
-        .service(web::resource("/v1/loans").route(web::post().to(loans::create)))
-        .service(web::resource("/v1/loans/{loan_id}").route(web::get().to(loans::get)))
         .service(
-            web::resource("/v1/loans/{loan_id}/outcome")
-                .route(web::post().to(loans::record_outcome)),
+            web::resource("/v1/decisions/{decision_id}").route(
+                web::get()
+                    .to(scores::decision)
+                    .wrap(require("GET", "/v1/decisions/{decision_id}")),
+            ),
+        )
+        .service(
+            web::resource("/v1/models").route(
+                web::get()
+                    .to(models::list)
+                    .wrap(require("GET", "/v1/models")),
+            ),
+        )
+        .service(
+            web::resource("/v1/models/{version}/activate").route(
+                web::post()
+                    .to(models::activate)
+                    .wrap(require("POST", "/v1/models/{version}/activate")),
+            ),
+        )
+        .service(
+            web::resource("/v1/loans").route(
+                web::post()
+                    .to(loans::create)
+                    .wrap(require("POST", "/v1/loans")),
+            ),
+        )
+        .service(
+            web::resource("/v1/loans/{loan_id}").route(
+                web::get()
+                    .to(loans::get)
+                    .wrap(require("GET", "/v1/loans/{loan_id}")),
+            ),
+        )
+        .service(
+            web::resource("/v1/loans/{loan_id}/outcome").route(
+                web::post()
+                    .to(loans::record_outcome)
+                    .wrap(require("POST", "/v1/loans/{loan_id}/outcome")),
+            ),
+        )
+        .service(
+            web::resource("/v1/keys")
+                .route(web::get().to(keys::list).wrap(require("GET", "/v1/keys")))
+                .route(
+                    web::post()
+                        .to(keys::create)
+                        .wrap(require("POST", "/v1/keys")),
+                ),
+        )
+        .service(
+            web::resource("/v1/keys/{key_id}/revoke").route(
+                web::post()
+                    .to(keys::revoke)
+                    .wrap(require("POST", "/v1/keys/{key_id}/revoke")),
+            ),
+        )
+        .service(
+            web::resource("/v1/keys/{key_id}/rotate").route(
+                web::post()
+                    .to(keys::rotate)
+                    .wrap(require("POST", "/v1/keys/{key_id}/rotate")),
+            ),
         );
 }
 
@@ -178,8 +281,12 @@ pub async fn read_json<T: DeserializeOwned>(
         title = "smecredit",
         description = "Credit eligibility scoring for small and micro merchants from their payment histories. \
 Money is a decimal string with its ISO 4217 currency, never a JSON number. Times are RFC 3339. \
-Errors are RFC 9457 problem documents (application/problem+json)."
+Errors are RFC 9457 problem documents (application/problem+json). \
+Every route but /healthz, /readyz, /openapi.json and /docs needs an API key (`Authorization: Bearer smk_…`) \
+whose role reaches it: each operation names the roles it accepts; 401 without a valid key, 403 for a key \
+of another role (or another merchant), 429 with `Retry-After` when the key's rate limit is spent."
     ),
+    modifiers(&SecurityAddon),
     paths(
         health::healthz,
         health::readyz,
@@ -198,6 +305,10 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         loans::get,
         loans::record_outcome,
         loans::list_for_merchant,
+        keys::list,
+        keys::create,
+        keys::revoke,
+        keys::rotate,
     ),
     components(schemas(Problem, FieldError)),
     tags(
@@ -207,6 +318,7 @@ Errors are RFC 9457 problem documents (application/problem+json)."
         (name = "scores", description = "Credit decisions for lenders, and their audit records"),
         (name = "models", description = "Model artifacts: list, verify and switch without a restart"),
         (name = "loans", description = "Loans and their outcomes: the labels for retraining"),
+        (name = "keys", description = "API keys and their roles, for admins"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]

@@ -40,8 +40,9 @@ pub async fn tag_request<B: MessageBody>(
     Ok(res)
 }
 
-/// The request span: method, path and request id; at the end, the status and (for errors) the
-/// error's fixed title. Never the body, the query's values beyond the path, or headers.
+/// The request span: method, path and request id, the public id of the API key once it is
+/// checked; at the end, the status and (for errors) the error's fixed title. Never the body, the
+/// query's values beyond the path, headers, or a key itself.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -56,6 +57,7 @@ impl RootSpanBuilder for RequestSpan {
             request_id = %id,
             method = %request.method(),
             path = %request.path(),
+            key_id = tracing::field::Empty,
             status = tracing::field::Empty,
         )
     }

@@ -9,6 +9,7 @@ use crate::features::{
 };
 use std::collections::HashMap;
 use crate::ingest::in_settlement_currency;
+use crate::keys::{Caller, Role};
 use crate::policy::{Decision, Grade, Knockout};
 use crate::scoring::{DecisionInputs, Evaluation, evaluate};
 use crate::store::DecisionRow;
@@ -107,7 +108,11 @@ pub struct AuditRecord {
     pub inputs: DecisionInputs,
     pub points: Vec<RecordedPoints>,
     pub request_id: String,
+    /// The public id of the API key that asked (`anonymous` for decisions made before keys).
     pub caller: String,
+    /// That key's name when it asked.
+    #[serde(default)]
+    pub caller_name: Option<String>,
     /// The payment history came with the request (stateless scoring) and was not stored.
     #[serde(default)]
     pub inline_history: bool,
@@ -217,6 +222,7 @@ pub async fn score(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
 ) -> Result<HttpResponse, ApiError> {
     let input: ScoreRequest = read_json(&req, body, state.limits.max_body_bytes).await?;
     let id = MerchantId::parse(input.merchant_id.as_str())
@@ -322,8 +328,8 @@ pub async fn score(
             })
             .collect(),
         request_id: request_id.clone(),
-        // Until API keys exist every caller is anonymous.
-        caller: "anonymous".to_string(),
+        caller: caller.key_id.clone(),
+        caller_name: Some(caller.name.clone()),
         inline_history: merchant_key.is_none(),
     };
     state
@@ -355,17 +361,41 @@ pub async fn score(
 pub async fn decision(
     path: web::Path<String>,
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state.store.decision(&path).await?.ok_or_else(|| {
+    let not_found = || {
         ApiError::NotFound(format!(
             "decision {} is not known",
             path.chars().take(64).collect::<String>()
         ))
-    })?;
+    };
+    let row = state.store.decision(&path).await?.ok_or_else(not_found)?;
+    // Another lender's decision is answered as if it did not exist, so that a lender cannot
+    // learn which decision ids are real.
+    if caller.role != Role::Admin && !made_by(&state, &row.caller, &caller).await? {
+        return Err(not_found());
+    }
     let record: AuditRecord = serde_json::from_value(row.record).map_err(|e| {
         ApiError::Internal(anyhow::Error::new(e).context("reading an audit record"))
     })?;
     Ok(HttpResponse::Ok().json(record))
+}
+
+/// Whether the decision's caller (a key id) is the caller's key or another key of its rotation
+/// chain.
+async fn made_by(
+    state: &AppState,
+    decision_caller: &str,
+    caller: &Caller,
+) -> Result<bool, ApiError> {
+    if decision_caller == caller.key_id {
+        return Ok(true);
+    }
+    Ok(state
+        .store
+        .api_key(decision_caller)
+        .await?
+        .is_some_and(|k| k.principal == caller.principal))
 }
 
 /// Why a field was refused, for the models routes.

@@ -14,7 +14,7 @@ pub struct DecisionRow {
     pub model_version: String,
     pub policy_version: String,
     pub decision: String,
-    /// Who asked (the API key's name once keys exist).
+    /// Who asked: the public id of the API key (`anonymous` before keys existed).
     pub caller: String,
     pub request_id: String,
     pub created_at: DateTime<Utc>,

@@ -7,6 +7,7 @@ mod days;
 mod decision_log;
 mod decisions;
 mod error;
+mod keys;
 mod loans;
 mod postgres;
 mod sqlite;
@@ -14,6 +15,7 @@ mod sqlite;
 pub use decision_log::DecisionLog;
 pub use decisions::DecisionRow;
 pub use error::StoreError;
+pub use keys::StoredKey;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
 use crate::domain::{
@@ -213,6 +215,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "payment days",
         include_str!("../../migrations/sqlite/0004_payment_days.sql"),
         include_str!("../../migrations/postgres/0004_payment_days.sql"),
+    ),
+    (
+        5,
+        "api keys",
+        include_str!("../../migrations/sqlite/0005_api_keys.sql"),
+        include_str!("../../migrations/postgres/0005_api_keys.sql"),
     ),
 ];
 

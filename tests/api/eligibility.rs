@@ -1,5 +1,6 @@
 use crate::helpers::{Backend, spawn_app};
 use crate::on_both_backends;
+use reqwest::Method;
 use serde_json::Value;
 use smecredit::features::{FeatureId, FeatureValue, History, MerchantProfile, compute};
 use smecredit::policy::{Decision, Policy};
@@ -71,11 +72,12 @@ async fn next_steps_really_improve_the_outcome(backend: Backend) {
 async fn the_explanation_speaks_the_merchants_language(backend: Backend) {
     let app = spawn_app(backend).await;
     smecredit::demo::seed_if_empty(&app.store).await.unwrap();
-    let get = |lang: &'static str| {
-        app.client
-            .get(app.url("/v1/merchants/m000002/eligibility"))
+    let get = async |lang: &'static str| {
+        app.request(Method::GET, "/v1/merchants/m000002/eligibility")
+            .await
             .header("Accept-Language", lang)
             .send()
+            .await
     };
     let zh = get("zh-CN,zh;q=0.9").await.unwrap();
     assert_eq!(zh.headers()["content-language"], "zh-CN");

@@ -1,9 +1,12 @@
+use reqwest::Method;
 use serde_json::{Value, json};
 use smecredit::config::{LogFormat, Settings};
+use smecredit::keys::Role;
 use smecredit::startup::Application;
 use smecredit::store::{Store, StoreOptions};
 use sqlx::Connection;
-use std::sync::Once;
+use std::collections::HashMap;
+use std::sync::{Mutex, Once};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -120,6 +123,12 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
+    /// One key per role but merchant, issued at spawn.
+    pub platform_key: String,
+    pub lender_key: String,
+    pub admin_key: String,
+    /// Merchant keys by merchant id, issued when first needed.
+    merchant_keys: Mutex<HashMap<String, String>>,
 }
 
 static TRACING: Once = Once::new();
@@ -141,6 +150,18 @@ pub fn test_settings(url: &str) -> Settings {
         models_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/models").into(),
         ..Settings::default()
     }
+    // Rate limits have tests of their own; elsewhere they would only make tests flaky.
+    .without_rate_limits()
+}
+
+/// Issues a key straight through the library, as `smecredit keys create` does.
+pub async fn issue_key(store: &Store, role: Role, merchant: Option<&str>) -> String {
+    smecredit::keys::create(store, role, merchant, Some(&format!("test {role}")))
+        .await
+        .expect("issue a key")
+        .secret
+        .expose()
+        .to_string()
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -161,9 +182,20 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     TestApp {
         address,
         client: reqwest::Client::new(),
+        platform_key: issue_key(&store, Role::Platform, None).await,
+        lender_key: issue_key(&store, Role::Lender, None).await,
+        admin_key: issue_key(&store, Role::Admin, None).await,
+        merchant_keys: Mutex::new(HashMap::new()),
         store,
         db,
     }
+}
+
+/// The merchant a `/v1/merchants/{merchant_id}/…` path names.
+fn merchant_in(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/merchants/")?
+        .split(['/', '?'])
+        .next()
 }
 
 impl TestApp {
@@ -171,9 +203,63 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A key bound to one merchant (issued on first use).
+    pub async fn merchant_key(&self, merchant: &str) -> String {
+        if let Some(k) = self.merchant_keys.lock().unwrap().get(merchant) {
+            return k.clone();
+        }
+        let key = issue_key(&self.store, Role::Merchant, Some(merchant)).await;
+        self.merchant_keys
+            .lock()
+            .unwrap()
+            .insert(merchant.to_string(), key.clone());
+        key
+    }
+
+    /// The key a well-behaved client of a route sends: the platform writes and reads merchants,
+    /// payments and loans; a lender scores, reads decisions and features; a merchant reads its
+    /// own eligibility; an admin handles models and keys. `None` for the open routes.
+    pub async fn key_for(&self, method: &Method, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split(['/', '?']).collect();
+        Some(match segments.get(1..3) {
+            Some(["v1", "models" | "keys"]) => self.admin_key.clone(),
+            Some(["v1", "scores" | "decisions" | "features"]) => self.lender_key.clone(),
+            Some(["v1", "merchants"]) => match (*method == Method::GET, segments.get(4).copied()) {
+                (true, Some("features")) => self.lender_key.clone(),
+                (true, Some("eligibility")) => {
+                    self.merchant_key(merchant_in(path).unwrap_or_default())
+                        .await
+                }
+                _ => self.platform_key.clone(),
+            },
+            Some(["v1", "loans"]) => self.platform_key.clone(),
+            _ => return None,
+        })
+    }
+
+    /// A request carrying the key a well-behaved client of the route sends.
+    pub async fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let key = self.key_for(&method, path).await;
+        self.request_as(key.as_deref(), method, path)
+    }
+
+    /// A request carrying this key (or none).
+    pub fn request_as(
+        &self,
+        key: Option<&str>,
+        method: Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
+        self.request(Method::POST, path)
+            .await
             .json(body)
             .send()
             .await
@@ -181,8 +267,23 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
+        self.request(Method::GET, path)
+            .await
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
+        self.request_as(Some(key), Method::GET, path)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json_as(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.request_as(Some(key), Method::POST, path)
+            .json(body)
             .send()
             .await
             .expect("request")

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod eligibility;
 mod features;
 mod health;
@@ -11,5 +12,6 @@ mod loans;
 mod merchants;
 mod openapi;
 mod payments;
+mod rate_limits;
 mod scores;
 mod simulated;

@@ -1,5 +1,6 @@
 use crate::helpers::{Backend, fields, payment_json, problem, spawn_app, spawn_app_with};
 use crate::on_both_backends;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const M: &str = "m-0001";
@@ -270,13 +271,14 @@ async fn every_kind_of_bad_value_is_a_422_naming_its_field(backend: Backend) {
 async fn malformed_bodies_are_400_naming_the_field(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_merchant(M).await;
-    let url = app.url(&format!("/v1/merchants/{M}/payments"));
-    let send = |body: &'static str| {
-        app.client
-            .post(url.clone())
+    let path = format!("/v1/merchants/{M}/payments");
+    let send = async |body: &'static str| {
+        app.request(Method::POST, &path)
+            .await
             .header("content-type", "application/json")
             .body(body)
             .send()
+            .await
     };
     let (status, body) = problem(send("{\"payments\": [").await.unwrap()).await;
     assert_eq!(status, 400);
@@ -304,8 +306,8 @@ async fn a_body_that_is_not_json_is_415(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_merchant(M).await;
     let res = app
-        .client
-        .post(app.url(&format!("/v1/merchants/{M}/payments")))
+        .request(Method::POST, &format!("/v1/merchants/{M}/payments"))
+        .await
         .header("content-type", "text/csv")
         .body("payment_id\np-1\n")
         .send()

@@ -2,6 +2,7 @@ use crate::helpers::{
     Backend, fields, merchant_json, payment_json, problem, spawn_app, spawn_app_with,
 };
 use crate::on_both_backends;
+use reqwest::Method;
 use serde_json::{Value, json};
 use smecredit::api::AuditRecord;
 use smecredit::policy::Policy;
@@ -201,8 +202,8 @@ async fn models_are_listed_and_a_bad_artifact_is_refused_while_the_old_one_serve
     );
 
     let (status, _) = problem(
-        app.client
-            .post(app.url("/v1/models/zz-broken/activate"))
+        app.request(Method::POST, "/v1/models/zz-broken/activate")
+            .await
             .send()
             .await
             .unwrap(),
@@ -210,8 +211,8 @@ async fn models_are_listed_and_a_bad_artifact_is_refused_while_the_old_one_serve
     .await;
     assert_eq!(status, 422);
     let (status, _) = problem(
-        app.client
-            .post(app.url("/v1/models/..%2Fetc/activate"))
+        app.request(Method::POST, "/v1/models/..%2Fetc/activate")
+            .await
             .send()
             .await
             .unwrap(),
@@ -226,8 +227,8 @@ async fn models_are_listed_and_a_bad_artifact_is_refused_while_the_old_one_serve
     );
 
     let res = app
-        .client
-        .post(app.url("/v1/models/zz-copy/activate"))
+        .request(Method::POST, "/v1/models/zz-copy/activate")
+        .await
         .send()
         .await
         .unwrap();
