@@ -53,6 +53,21 @@ request = function()
   local body = string.format('{"merchant_id":"bm-%06d","as_of":"2026-06-30"}', math.random(0, $merchants - 1))
   return wrk.format(nil, "/v1/scores", nil, body)
 end
+threads = {}
+setup = function(thread) table.insert(threads, thread) end
+statuses = {}
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status ~= 200 and not first_failure then first_failure = body end
+end
+done = function(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    local s = t:get("statuses")
+    for code, n in pairs(s) do io.write(string.format("status %d: %d\n", code, n)) end
+    local f = t:get("first_failure")
+    if f then io.write("first failure: " .. f .. "\n") end
+  end
+end
 LUA
 
 sample_rss() {

@@ -34,7 +34,7 @@ fn main() -> std::io::Result<()> {
         p,
         "merchant_id,payment_id,occurred_at,amount,currency,kind,channel,payer_ref"
     )?;
-    let start = 1_751_241_600i64 - 365 * 86_400; // a year before 2026-06-30
+    let start = 1_782_777_600i64 - 365 * 86_400; // a year before 2026-06-30 00:00 UTC
     let per_merchant = payments.div_ceil(merchants);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let channels = ["qr_code", "mini_program", "in_app", "pos"];

@@ -7,7 +7,6 @@ use crate::explain::Reason;
 use crate::features::{
     CATALOG, FeatureValue, FeatureVector, History, MerchantProfile, PaymentFact, compute_history,
 };
-use std::collections::HashMap;
 use crate::ingest::in_settlement_currency;
 use crate::keys::{Caller, Role};
 use crate::policy::{Decision, Grade, Knockout};
@@ -17,6 +16,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// A lender's question: can this merchant borrow, how much, at what price, and why?
@@ -236,7 +236,12 @@ pub async fn score(
         (None, None) => {
             let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
             let m = &merchant.merchant;
-            (Some(merchant.key), MerchantProfile::from(m), m.currency, history)
+            (
+                Some(merchant.key),
+                MerchantProfile::from(m),
+                m.currency,
+                history,
+            )
         }
         (Some(m), Some(payments)) => {
             let merchant = m.validate("merchant.")?;
@@ -258,7 +263,12 @@ pub async fn score(
             }
             let facts: Vec<PaymentFact> = payments.iter().map(PaymentFact::from).collect();
             let history = History::from_facts(&facts, as_of);
-            (None, MerchantProfile::from(&merchant), merchant.currency, history)
+            (
+                None,
+                MerchantProfile::from(&merchant),
+                merchant.currency,
+                history,
+            )
         }
         (Some(_), None) => {
             return Err(ApiError::invalid_field(

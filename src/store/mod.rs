@@ -736,13 +736,7 @@ impl Store {
                 .await?
             {
                 None => None,
-                Some(row) => Some((
-                    merchant_from_row(&row)?,
-                    days::PackedDays {
-                        window: row.try_get("days_window")?,
-                        older: row.try_get("days_older")?,
-                    },
-                )),
+                Some(row) => Some((merchant_from_row(&row)?, days::PackedDays::from_row(&row)?)),
             }
         });
         let Some((merchant, packed)) = found else {

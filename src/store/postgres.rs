@@ -1,9 +1,9 @@
 //! PostgreSQL: for production and for several replicas behind a load balancer.
 
+use super::days::{self, DayPlan, DayWindow, PackedDays};
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
-use super::days::{self, DayPlan, DayWindow, PackedDays};
 use crate::domain::{Channel, PaymentKind};
 use crate::features::{DaySummary, PaymentFact, payer_key, summarize_days};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -152,7 +152,11 @@ async fn upsert_days(
         .bind(col(&|r| r.1.channel_gross[4]))
         .bind(col(&|r| r.1.first_at))
         .bind(col(&|r| r.1.last_at))
-        .bind(rows.iter().map(|r| r.1.last_sale_at).collect::<Vec<Option<i64>>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.1.last_sale_at)
+                .collect::<Vec<Option<i64>>>(),
+        )
         .bind(
             rows.iter()
                 .map(|r| days::encode_payers(&r.1.sale_payers))
@@ -195,28 +199,30 @@ pub(super) async fn facts_between(
     .collect()
 }
 
-/// The two packed columns of a day read (`days_window`, `days_older`) for the merchant key
-/// `merchant`; parameters $1 = first day of payers, $3 = first day of the window, $4 = as_of's
-/// day.
+/// The window lists `w0`…`w15` of a day read (an aggregate over `payment_days` rows) and the
+/// older days' line `days_older` for merchant key `merchant`; parameters $1 = first day of
+/// payers, $3 = first day of the window.
 fn day_columns(merchant: &str) -> String {
-    let line = days::packed_line_sql(
+    let window = days::window_columns(
+        |e| format!("string_agg({e}, ',' ORDER BY day)"),
         |c| format!("{c}::text"),
         "CASE WHEN day >= $1 THEN encode(sale_payers, 'hex') ELSE '' END",
     );
     let older = days::packed_older_sql(|c| format!("{c}::text"));
     format!(
-        "(SELECT string_agg({line}, E'\\n' ORDER BY day) FROM payment_days
-            WHERE merchant = {merchant} AND day >= $3 AND day < $4) AS days_window,
-         (SELECT {older} FROM payment_days WHERE merchant = {merchant} AND day < $3) AS days_older"
+        "{window}, (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < $3) AS days_older"
     )
 }
 
-/// A merchant found by id ($2) with its day read, in one statement.
+/// A merchant found by id ($2) with its day read (days $3..$4), in one statement.
 pub(super) fn merchant_history_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "SELECT {}, {} FROM merchants WHERE merchant_id = $2",
+            "SELECT {}, {} FROM merchants
+             LEFT JOIN payment_days ON payment_days.merchant = merchants.id
+                AND payment_days.day >= $3 AND payment_days.day < $4
+             WHERE merchants.merchant_id = $2 GROUP BY merchants.id",
             super::MERCHANT_COLUMNS,
             day_columns("merchants.id")
         )
@@ -230,14 +236,18 @@ pub(super) async fn payment_days(
     w: &DayWindow,
 ) -> Result<Vec<DaySummary>, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| format!("SELECT {}", day_columns("$2")));
-    let (window, older): (Option<String>, Option<String>) =
-        sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(w.payers_from)
-            .bind(merchant_key)
-            .bind(w.window_from)
-            .bind(w.to)
-            .fetch_one(pool)
-            .await?;
-    PackedDays { window, older }.into_summaries()
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {} FROM payment_days WHERE merchant = $2 AND day >= $3 AND day < $4",
+            day_columns("$2")
+        )
+    });
+    let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+        .bind(w.payers_from)
+        .bind(merchant_key)
+        .bind(w.window_from)
+        .bind(w.to)
+        .fetch_one(pool)
+        .await?;
+    PackedDays::from_row(&row)?.into_summaries()
 }

@@ -281,28 +281,30 @@ async fn facts_between(
     packed.map_or(Ok(Vec::new()), |p| p.split('\n').map(parse_fact).collect())
 }
 
-/// The two packed columns of a day read (`days_window`, `days_older`) for the merchant key
-/// `merchant`; parameters ?1 = first day of payers, ?3 = first day of the window, ?4 = as_of's
-/// day.
+/// The window lists `w0`…`w15` of a day read (an aggregate over `payment_days` rows) and the
+/// older days' line `days_older` for merchant key `merchant`; parameters ?1 = first day of
+/// payers, ?3 = first day of the window.
 fn day_columns(merchant: &str) -> String {
-    let line = days::packed_line_sql(
+    let window = days::window_columns(
+        |e| format!("group_concat({e})"),
         |c| c.to_string(),
         "CASE WHEN day >= ?1 THEN hex(sale_payers) ELSE '' END",
     );
     let older = days::packed_older_sql(|c| c.to_string());
     format!(
-        "(SELECT group_concat({line}, char(10)) FROM payment_days
-            WHERE merchant = {merchant} AND day >= ?3 AND day < ?4) AS days_window,
-         (SELECT {older} FROM payment_days WHERE merchant = {merchant} AND day < ?3) AS days_older"
+        "{window}, (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < ?3) AS days_older"
     )
 }
 
-/// A merchant found by id (?2) with its day read, in one statement.
+/// A merchant found by id (?2) with its day read (days ?3..?4), in one statement.
 pub(super) fn merchant_history_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "SELECT {}, {} FROM merchants WHERE merchant_id = ?2",
+            "SELECT {}, {} FROM merchants
+             LEFT JOIN payment_days ON payment_days.merchant = merchants.id
+                AND payment_days.day >= ?3 AND payment_days.day < ?4
+             WHERE merchants.merchant_id = ?2 GROUP BY merchants.id",
             super::MERCHANT_COLUMNS,
             day_columns("merchants.id")
         )
@@ -316,14 +318,18 @@ pub(super) async fn payment_days(
     w: &DayWindow,
 ) -> Result<Vec<DaySummary>, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| format!("SELECT {}", day_columns("?2")));
-    let (window, older): (Option<String>, Option<String>) =
-        sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(w.payers_from)
-            .bind(merchant_key)
-            .bind(w.window_from)
-            .bind(w.to)
-            .fetch_one(pool)
-            .await?;
-    PackedDays { window, older }.into_summaries()
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT {} FROM payment_days WHERE merchant = ?2 AND day >= ?3 AND day < ?4",
+            day_columns("?2")
+        )
+    });
+    let row = sqlx::query(AssertSqlSafe(sql.as_str()))
+        .bind(w.payers_from)
+        .bind(merchant_key)
+        .bind(w.window_from)
+        .bind(w.to)
+        .fetch_one(pool)
+        .await?;
+    PackedDays::from_row(&row)?.into_summaries()
 }
