@@ -75,14 +75,17 @@ fn stored_merchant_features(c: &mut Criterion) {
     });
     // as of any other instant: read from the payments
     let instant = as_of + Duration::microseconds(1);
-    c.bench_function("features_of_a_stored_merchant_10950_payments_sqlite_not_midnight", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let history = store.history(key, instant).await.expect("history");
-                compute_history(&profile, &history)
+    c.bench_function(
+        "features_of_a_stored_merchant_10950_payments_sqlite_not_midnight",
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let history = store.history(key, instant).await.expect("history");
+                    compute_history(&profile, &history)
+                })
             })
-        })
-    });
+        },
+    );
 }
 
 criterion_group!(benches, stored_merchant_features);

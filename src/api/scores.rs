@@ -7,7 +7,6 @@ use crate::explain::Reason;
 use crate::features::{
     CATALOG, FeatureValue, FeatureVector, History, MerchantProfile, PaymentFact, compute_history,
 };
-use std::collections::HashMap;
 use crate::ingest::in_settlement_currency;
 use crate::policy::{Decision, Grade, Knockout};
 use crate::scoring::{DecisionInputs, Evaluation, evaluate};
@@ -16,6 +15,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// A lender's question: can this merchant borrow, how much, at what price, and why?
@@ -214,7 +214,12 @@ pub async fn score(
             let merchant = find_merchant(&state, &id).await?;
             let history = state.store.history(merchant.key, as_of).await?;
             let m = &merchant.merchant;
-            (Some(merchant.key), MerchantProfile::from(m), m.currency, history)
+            (
+                Some(merchant.key),
+                MerchantProfile::from(m),
+                m.currency,
+                history,
+            )
         }
         (Some(m), Some(payments)) => {
             let merchant = m.validate("merchant.")?;
@@ -236,7 +241,12 @@ pub async fn score(
             }
             let facts: Vec<PaymentFact> = payments.iter().map(PaymentFact::from).collect();
             let history = History::from_facts(&facts, as_of);
-            (None, MerchantProfile::from(&merchant), merchant.currency, history)
+            (
+                None,
+                MerchantProfile::from(&merchant),
+                merchant.currency,
+                history,
+            )
         }
         (Some(_), None) => {
             return Err(ApiError::invalid_field(

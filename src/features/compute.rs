@@ -378,7 +378,10 @@ impl DaySummary {
                 self.sales += 1;
                 self.gross += f.amount_minor;
                 self.channel_gross[channel_index(f.channel)] += f.amount_minor;
-                self.last_sale_at = Some(self.last_sale_at.map_or(f.at_micros, |t| t.max(f.at_micros)));
+                self.last_sale_at = Some(
+                    self.last_sale_at
+                        .map_or(f.at_micros, |t| t.max(f.at_micros)),
+                );
                 self.sale_payers.push((f.payer, f.amount_minor));
             }
             PaymentKind::Refund => self.refunds += f.amount_minor,

@@ -139,8 +139,10 @@ pub(super) fn encode_payers(payers: &[(u64, i64)]) -> Vec<u8> {
 }
 
 fn decode_payers(bytes: &[u8]) -> Result<Vec<(u64, i64)>, StoreError> {
-    if bytes.len() % 16 != 0 {
-        return Err(StoreError::corrupt("sale_payers is not a multiple of 16 bytes"));
+    if !bytes.len().is_multiple_of(16) {
+        return Err(StoreError::corrupt(
+            "sale_payers is not a multiple of 16 bytes",
+        ));
     }
     Ok(bytes
         .chunks_exact(16)

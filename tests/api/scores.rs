@@ -296,8 +296,14 @@ async fn bad_inline_histories_are_refused_with_the_field(backend: Backend) {
     let mut usd = p("p-2");
     usd["amount"]["currency"] = json!("USD");
     for (body, field) in [
-        (json!({"merchant_id": "m-1", "merchant": merchant_json("m-1")}), "payments"),
-        (json!({"merchant_id": "m-1", "payments": [p("p-1")]}), "merchant"),
+        (
+            json!({"merchant_id": "m-1", "merchant": merchant_json("m-1")}),
+            "payments",
+        ),
+        (
+            json!({"merchant_id": "m-1", "payments": [p("p-1")]}),
+            "merchant",
+        ),
         (
             json!({"merchant_id": "m-1", "merchant": merchant_json("m-2"), "payments": []}),
             "merchant.merchant_id",

@@ -128,7 +128,7 @@ async fn day_summaries_give_the_features_of_the_payments(backend: Backend) {
     }
     let mut compared = 0;
     for i in 0..config.merchants {
-        let id = MerchantId::parse(&format!("m{i:06}")).unwrap();
+        let id = MerchantId::parse(format!("m{i:06}")).unwrap();
         let stored = app.store.merchant(&id).await.unwrap().unwrap();
         let profile = MerchantProfile::from(&stored.merchant);
         for back in [0, 1, 45, 200, 500] {
