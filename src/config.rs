@@ -59,6 +59,11 @@ pub struct Settings {
     pub model: Option<String>,
     /// A lending policy TOML file (default: the built-in policy).
     pub policy_file: Option<std::path::PathBuf>,
+    // Reliability: timeouts.
+    /// A request not answered within this many seconds is abandoned and answered 503.
+    pub request_timeout_secs: u64,
+    /// PostgreSQL only: statements running longer are cancelled by the server (0: never).
+    pub db_statement_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -78,6 +83,8 @@ impl Default for Settings {
             models_dir: "models".into(),
             model: None,
             policy_file: None,
+            request_timeout_secs: 30,
+            db_statement_timeout_secs: 20,
         }
     }
 }
@@ -118,6 +125,14 @@ impl Settings {
         )?;
         env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
         env_override("SMECREDIT_MODELS_DIR", &mut s.models_dir)?;
+        env_override(
+            "SMECREDIT_REQUEST_TIMEOUT_SECS",
+            &mut s.request_timeout_secs,
+        )?;
+        env_override(
+            "SMECREDIT_DB_STATEMENT_TIMEOUT_SECS",
+            &mut s.db_statement_timeout_secs,
+        )?;
         if let Ok(m) = std::env::var("SMECREDIT_MODEL") {
             s.model = Some(m);
         }
@@ -145,6 +160,10 @@ impl Settings {
             self.max_body_bytes >= 1024,
             "max_body_bytes must be at least 1024"
         );
+        anyhow::ensure!(
+            self.request_timeout_secs >= 1,
+            "request_timeout_secs must be at least 1"
+        );
         Ok(())
     }
 
@@ -154,6 +173,8 @@ impl Settings {
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
             sqlite_synchronous_full: self.sqlite_synchronous == "full",
+            statement_timeout: Some(Duration::from_secs(self.db_statement_timeout_secs))
+                .filter(|t| !t.is_zero()),
         }
     }
 
@@ -161,7 +182,12 @@ impl Settings {
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_batch: self.max_batch,
+            request_timeout: self.request_timeout(),
             ..Limits::default()
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 }

@@ -69,6 +69,7 @@ impl Application {
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::timeout::limit_duration))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(api::request_id::tag_request))
                 .app_data(state.clone())

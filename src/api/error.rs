@@ -79,6 +79,8 @@ pub enum ApiError {
     Unavailable,
     /// 503: no scoring model is loaded (none in the models directory verified).
     NoModel,
+    /// 503: the request did not finish within the request timeout (seconds); try again.
+    Timeout { after_secs: u64 },
     /// 500: logged with its cause chain; the client learns only that something failed.
     Internal(anyhow::Error),
 }
@@ -142,6 +144,11 @@ impl ApiError {
                 "no-model",
                 "No scoring model is loaded",
             ),
+            ApiError::Timeout { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -182,6 +189,13 @@ impl ApiError {
             ApiError::NoModel => (
                 "no model artifact in the models directory could be loaded; see GET /v1/models and activate one"
                     .to_string(),
+                vec![],
+            ),
+            ApiError::Timeout { after_secs } => (
+                format!(
+                    "the request did not finish within {after_secs} s and was abandoned; retry shortly \
+                     (writes are all or nothing, and a retried payment or loan is not stored twice)"
+                ),
                 vec![],
             ),
             ApiError::Internal(_) => (
@@ -225,6 +239,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable => tracing::warn!("store unavailable"),
+            ApiError::Timeout { .. } => tracing::warn!("request timed out"),
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
@@ -232,7 +247,10 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        if matches!(self, ApiError::Unavailable | ApiError::NoModel) {
+        if matches!(
+            self,
+            ApiError::Unavailable | ApiError::NoModel | ApiError::Timeout { .. }
+        ) {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())

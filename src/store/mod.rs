@@ -37,6 +37,10 @@ pub struct StoreOptions {
     /// SQLite only: `full` syncs the write-ahead log at every commit, so an acknowledged batch
     /// survives a power cut; `normal` survives a crash of the process but not of the machine.
     pub sqlite_synchronous_full: bool,
+    /// PostgreSQL only: the server cancels a statement running longer (`statement_timeout`), and
+    /// the request gets a 503. Migrations run without it. SQLite has no statement timeout; a
+    /// statement waiting for a lock gives up after `acquire_timeout` (its busy timeout).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl StoreOptions {
@@ -46,6 +50,7 @@ impl StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
             sqlite_synchronous_full: true,
+            statement_timeout: None,
         }
     }
 }
@@ -375,7 +380,16 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => migrator(|m| m.2).run(writer).await,
-            Backend::Postgres(pool) => migrator(|m| m.3).run(pool).await,
+            Backend::Postgres(pool) => {
+                // A migration may build an index on a large table: no statement timeout for it,
+                // on a connection of its own that is closed afterwards.
+                let mut conn = pool.acquire().await?;
+                conn.close_on_drop();
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                migrator(|m| m.3).run(&mut *conn).await
+            }
         }
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))?;
         if self.setting(PAYMENT_DAYS_FILLED).await?.is_none() {

@@ -7,6 +7,7 @@ mod eligibility;
 mod features;
 mod health;
 mod import;
+mod limits;
 mod loans;
 mod merchants;
 mod openapi;
