@@ -59,11 +59,13 @@ pub struct Settings {
     pub model: Option<String>,
     /// A lending policy TOML file (default: the built-in policy).
     pub policy_file: Option<std::path::PathBuf>,
-    // Reliability: timeouts.
+    // Reliability: timeouts, idempotency.
     /// A request not answered within this many seconds is abandoned and answered 503.
     pub request_timeout_secs: u64,
     /// PostgreSQL only: statements running longer are cancelled by the server (0: never).
     pub db_statement_timeout_secs: u64,
+    /// How long an `Idempotency-Key` and the answer it holds count.
+    pub idempotency_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -85,6 +87,7 @@ impl Default for Settings {
             policy_file: None,
             request_timeout_secs: 30,
             db_statement_timeout_secs: 20,
+            idempotency_ttl_secs: 24 * 3600,
         }
     }
 }
@@ -133,6 +136,10 @@ impl Settings {
             "SMECREDIT_DB_STATEMENT_TIMEOUT_SECS",
             &mut s.db_statement_timeout_secs,
         )?;
+        env_override(
+            "SMECREDIT_IDEMPOTENCY_TTL_SECS",
+            &mut s.idempotency_ttl_secs,
+        )?;
         if let Ok(m) = std::env::var("SMECREDIT_MODEL") {
             s.model = Some(m);
         }
@@ -164,6 +171,10 @@ impl Settings {
             self.request_timeout_secs >= 1,
             "request_timeout_secs must be at least 1"
         );
+        anyhow::ensure!(
+            self.idempotency_ttl_secs >= 1,
+            "idempotency_ttl_secs must be at least 1"
+        );
         Ok(())
     }
 
@@ -189,5 +200,12 @@ impl Settings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn idempotency(&self) -> crate::api::idempotency::IdempotencyOptions {
+        crate::api::idempotency::IdempotencyOptions::new(
+            Duration::from_secs(self.idempotency_ttl_secs),
+            self.request_timeout(),
+        )
     }
 }

@@ -65,6 +65,7 @@ impl Application {
             limits: settings.limits(),
             models,
             policy: Arc::new(policy),
+            idempotency: settings.idempotency(),
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {

@@ -5,6 +5,7 @@ mod eligibility;
 pub mod error;
 mod features;
 mod health;
+pub mod idempotency;
 mod loans;
 mod merchants;
 mod models;
@@ -20,6 +21,7 @@ pub use scores::{AuditRecord, DecisionView};
 
 use crate::store::Store;
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -62,6 +64,7 @@ pub struct AppState {
     pub limits: Limits,
     pub models: std::sync::Arc<crate::scoring::ModelRegistry>,
     pub policy: std::sync::Arc<crate::policy::Policy>,
+    pub idempotency: idempotency::IdempotencyOptions,
 }
 
 /// Registers every route of the API.
@@ -72,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/v1/merchants/{merchant_id}").route(web::get().to(merchants::get)))
         .service(
             web::resource("/v1/merchants/{merchant_id}/payments")
+                .wrap(from_fn(idempotency::guard))
                 .route(web::post().to(payments::ingest))
                 .route(web::get().to(payments::list)),
         )
@@ -88,7 +92,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/merchants/{merchant_id}/eligibility")
                 .route(web::get().to(eligibility::eligibility)),
         )
-        .service(web::resource("/v1/scores").route(web::post().to(scores::score)))
+        .service(
+            web::resource("/v1/scores")
+                .wrap(from_fn(idempotency::guard))
+                .route(web::post().to(scores::score)),
+        )
         .service(
             web::resource("/v1/decisions/{decision_id}").route(web::get().to(scores::decision)),
         )
@@ -96,7 +104,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/models/{version}/activate").route(web::post().to(models::activate)),
         )
-        .service(web::resource("/v1/loans").route(web::post().to(loans::create)))
+        .service(
+            web::resource("/v1/loans")
+                .wrap(from_fn(idempotency::guard))
+                .route(web::post().to(loans::create)),
+        )
         .service(web::resource("/v1/loans/{loan_id}").route(web::get().to(loans::get)))
         .service(
             web::resource("/v1/loans/{loan_id}/outcome")

@@ -7,6 +7,7 @@ mod days;
 mod decision_log;
 mod decisions;
 mod error;
+mod idempotency;
 mod loans;
 mod postgres;
 mod sqlite;
@@ -14,6 +15,7 @@ mod sqlite;
 pub use decision_log::DecisionLog;
 pub use decisions::DecisionRow;
 pub use error::StoreError;
+pub use idempotency::{Claim, KeyClaim, StoredKey, StoredResponse};
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
 use crate::domain::{
@@ -218,6 +220,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "payment days",
         include_str!("../../migrations/sqlite/0004_payment_days.sql"),
         include_str!("../../migrations/postgres/0004_payment_days.sql"),
+    ),
+    (
+        6,
+        "idempotency keys",
+        include_str!("../../migrations/sqlite/0006_idempotency_keys.sql"),
+        include_str!("../../migrations/postgres/0006_idempotency_keys.sql"),
     ),
 ];
 

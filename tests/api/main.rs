@@ -6,6 +6,7 @@ mod helpers;
 mod eligibility;
 mod features;
 mod health;
+mod idempotency;
 mod import;
 mod limits;
 mod loans;
