@@ -59,13 +59,15 @@ pub struct Settings {
     pub model: Option<String>,
     /// A lending policy TOML file (default: the built-in policy).
     pub policy_file: Option<std::path::PathBuf>,
-    // Reliability: timeouts, idempotency.
+    // Reliability: timeouts, idempotency, shutdown.
     /// A request not answered within this many seconds is abandoned and answered 503.
     pub request_timeout_secs: u64,
     /// PostgreSQL only: statements running longer are cancelled by the server (0: never).
     pub db_statement_timeout_secs: u64,
     /// How long an `Idempotency-Key` and the answer it holds count.
     pub idempotency_ttl_secs: u64,
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -88,6 +90,7 @@ impl Default for Settings {
             request_timeout_secs: 30,
             db_statement_timeout_secs: 20,
             idempotency_ttl_secs: 24 * 3600,
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -139,6 +142,10 @@ impl Settings {
         env_override(
             "SMECREDIT_IDEMPOTENCY_TTL_SECS",
             &mut s.idempotency_ttl_secs,
+        )?;
+        env_override(
+            "SMECREDIT_SHUTDOWN_TIMEOUT_SECS",
+            &mut s.shutdown_timeout_secs,
         )?;
         if let Ok(m) = std::env::var("SMECREDIT_MODEL") {
             s.model = Some(m);
