@@ -271,7 +271,57 @@ async fn a_refusal_of_the_body_is_replayed(backend: Backend) {
     assert_eq!(first.2, second.2);
 }
 
+/// Leaves a claim on `key` for `body` as a process that died mid-request would have left it.
+async fn dead_claim(app: &TestApp, key: &str, body: &str, lease_left_secs: i64) {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(format!("POST\n/v1/scores\n{body}")));
+    let now = chrono::Utc::now().timestamp_micros();
+    let claim = smecredit::store::KeyClaim {
+        scope: "anonymous",
+        key,
+        request_hash: &hash,
+        owner: "a-process-that-died",
+        now,
+        expires_at: now + 3_600_000_000,
+        lease_until: now + lease_left_secs * 1_000_000,
+    };
+    let claimed = app.store.claim_idempotency_key(&claim).await.unwrap();
+    assert_eq!(claimed, smecredit::store::Claim::Claimed);
+}
+
+async fn a_claim_whose_owner_died_is_taken_over_when_its_lease_ends(backend: Backend) {
+    // A 2 s request timeout: a request waits at most 1 s for another's answer.
+    let app = spawn_app_with(backend, |s| s.request_timeout_secs = 2).await;
+    app.create_merchant("m-1").await;
+    let body = score_request("m-1").to_string();
+    let post = |key: &'static str, body: String| {
+        app.client
+            .post(app.url("/v1/scores"))
+            .header("Idempotency-Key", key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // While the dead owner's lease runs, the key looks in progress: 409.
+    dead_claim(&app, "k-running", &body, 60).await;
+    let (status, _) = problem(post("k-running", body.clone()).await.unwrap()).await;
+    assert_eq!(status, 409);
+    // Once the lease has run out, a retry of the same request takes the key over and runs.
+    dead_claim(&app, "k-lapsed", &body, 0).await;
+    let (status, replayed, text) = answer(post("k-lapsed", body.clone()).await.unwrap()).await;
+    assert_eq!((status, replayed), (200, false), "{text}");
+    let again = answer(post("k-lapsed", body.clone()).await.unwrap()).await;
+    assert_eq!((again.0, again.1, again.2), (200, true, text));
+    // Another request may not take it over.
+    dead_claim(&app, "k-other", &body, 0).await;
+    let other = json!({"merchant_id": "m-1", "as_of": "2026-11-19"}).to_string();
+    let (status, problem_body) = problem(post("k-other", other).await.unwrap()).await;
+    assert_eq!(status, 422, "{problem_body}");
+    assert_eq!(app.count_rows("decisions").await, 1);
+}
+
 on_both_backends!(
+    a_claim_whose_owner_died_is_taken_over_when_its_lease_ends,
     a_repeated_score_request_answers_the_first_decision_without_deciding_again,
     a_repeated_batch_is_stored_once_and_answers_the_first_count,
     a_repeated_loan_answers_its_201_and_location_again,
