@@ -73,6 +73,15 @@ pub struct Settings {
     pub rate_limit_merchant_burst: u32,
     pub rate_limit_admin_per_second: f64,
     pub rate_limit_admin_burst: u32,
+    // Reliability: timeouts, idempotency, shutdown.
+    /// A request not answered within this many seconds is abandoned and answered 503.
+    pub request_timeout_secs: u64,
+    /// PostgreSQL only: statements running longer are cancelled by the server (0: never).
+    pub db_statement_timeout_secs: u64,
+    /// How long an `Idempotency-Key` and the answer it holds count.
+    pub idempotency_ttl_secs: u64,
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -101,6 +110,10 @@ impl Default for Settings {
             rate_limit_merchant_burst: 10,
             rate_limit_admin_per_second: 2.0,
             rate_limit_admin_burst: 20,
+            request_timeout_secs: 30,
+            db_statement_timeout_secs: 20,
+            idempotency_ttl_secs: 24 * 3600,
+            shutdown_timeout_secs: 30,
         }
     }
 }
@@ -141,6 +154,22 @@ impl Settings {
         )?;
         env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
         env_override("SMECREDIT_MODELS_DIR", &mut s.models_dir)?;
+        env_override(
+            "SMECREDIT_REQUEST_TIMEOUT_SECS",
+            &mut s.request_timeout_secs,
+        )?;
+        env_override(
+            "SMECREDIT_DB_STATEMENT_TIMEOUT_SECS",
+            &mut s.db_statement_timeout_secs,
+        )?;
+        env_override(
+            "SMECREDIT_IDEMPOTENCY_TTL_SECS",
+            &mut s.idempotency_ttl_secs,
+        )?;
+        env_override(
+            "SMECREDIT_SHUTDOWN_TIMEOUT_SECS",
+            &mut s.shutdown_timeout_secs,
+        )?;
         if let Ok(m) = std::env::var("SMECREDIT_MODEL") {
             s.model = Some(m);
         }
@@ -199,6 +228,14 @@ impl Settings {
                 .check()
                 .map_err(|(field, e)| anyhow::anyhow!("rate_limit_{role}_{field}: {e}"))?;
         }
+        anyhow::ensure!(
+            self.request_timeout_secs >= 1,
+            "request_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.idempotency_ttl_secs >= 1,
+            "idempotency_ttl_secs must be at least 1"
+        );
         Ok(())
     }
 
@@ -256,6 +293,8 @@ impl Settings {
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
             sqlite_synchronous_full: self.sqlite_synchronous == "full",
+            statement_timeout: Some(Duration::from_secs(self.db_statement_timeout_secs))
+                .filter(|t| !t.is_zero()),
         }
     }
 
@@ -263,8 +302,20 @@ impl Settings {
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_batch: self.max_batch,
+            request_timeout: self.request_timeout(),
             ..Limits::default()
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn idempotency(&self) -> crate::api::idempotency::IdempotencyOptions {
+        crate::api::idempotency::IdempotencyOptions::new(
+            Duration::from_secs(self.idempotency_ttl_secs),
+            self.request_timeout(),
+        )
     }
 }
 

@@ -22,6 +22,8 @@ pub struct Application {
     server: Server,
     port: u16,
     store: Store,
+    decisions: DecisionLog,
+    shutdown_timeout_secs: u64,
 }
 
 impl Application {
@@ -61,18 +63,21 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let decisions = DecisionLog::start(store.clone());
         let state = web::Data::new(AppState {
             store: store.clone(),
-            decisions: DecisionLog::start(store.clone()),
+            decisions: decisions.clone(),
             limits: settings.limits(),
             models,
             policy: Arc::new(policy),
             keys: Arc::new(KeyRing::new(store.clone(), settings.auth_cache_ttl())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits())),
+            idempotency: settings.idempotency(),
         });
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(api::timeout::limit_duration))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(api::request_id::tag_request))
                 .app_data(state.clone())
@@ -86,7 +91,9 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(api::not_found))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        .shutdown_timeout(settings.shutdown_timeout_secs)
+        .shutdown_signal(stop_signal(settings.shutdown_timeout_secs));
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
@@ -94,6 +101,8 @@ impl Application {
             server: server.run(),
             port,
             store,
+            decisions,
+            shutdown_timeout_secs: settings.shutdown_timeout_secs,
         })
     }
 
@@ -105,11 +114,54 @@ impl Application {
         &self.store
     }
 
-    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests and closes the store.
+    /// Serves until SIGTERM or SIGINT, then stops accepting connections, lets in-flight requests
+    /// finish (for at most `shutdown_timeout_secs`), waits until the audit log has committed
+    /// every decision handed to it, and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        tracing::info!(
+            within_secs = self.shutdown_timeout_secs,
+            "HTTP server stopped; flushing the audit log"
+        );
+        self.decisions.close().await;
         self.store.close().await;
+        tracing::info!("shutdown complete");
         result
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT: the server then stops gracefully.
+async fn stop_signal(within_secs: u64) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT; stop the process with SIGKILL");
+                return std::future::pending().await;
+            }
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = name,
+            within_secs,
+            "stopping: no new connections; finishing in-flight requests"
+        );
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(
+            within_secs,
+            "stopping: no new connections; finishing in-flight requests"
+        );
     }
 }
 

@@ -96,6 +96,8 @@ pub enum ApiError {
     Unavailable,
     /// 503: no scoring model is loaded (none in the models directory verified).
     NoModel,
+    /// 503: the request did not finish within the request timeout (seconds); try again.
+    Timeout { after_secs: u64 },
     /// 500: logged with its cause chain; the client learns only that something failed.
     Internal(anyhow::Error),
 }
@@ -174,6 +176,11 @@ impl ApiError {
                 "no-model",
                 "No scoring model is loaded",
             ),
+            ApiError::Timeout { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -236,6 +243,13 @@ impl ApiError {
                     .to_string(),
                 vec![],
             ),
+            ApiError::Timeout { after_secs } => (
+                format!(
+                    "the request did not finish within {after_secs} s and was abandoned; retry shortly \
+                     (writes are all or nothing, and a retried payment or loan is not stored twice)"
+                ),
+                vec![],
+            ),
             ApiError::Internal(_) => (
                 "the request failed on our side and has been logged".to_string(),
                 vec![],
@@ -277,6 +291,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable => tracing::warn!("store unavailable"),
+            ApiError::Timeout { .. } => tracing::warn!("request timed out"),
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
@@ -285,7 +300,7 @@ impl ResponseError for ApiError {
             HeaderValue::from_static("application/problem+json"),
         ));
         match self {
-            ApiError::Unavailable | ApiError::NoModel => {
+            ApiError::Unavailable | ApiError::NoModel | ApiError::Timeout { .. } => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
             ApiError::RateLimited { retry_after_secs } => {

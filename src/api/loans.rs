@@ -1,3 +1,4 @@
+use super::idempotency::IdempotencyKeyHeader;
 use super::merchants::{find_merchant, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
 use crate::domain::{LoanId, MerchantId, Money, MoneyJson, OutcomeKind};
@@ -108,15 +109,16 @@ async fn find_loan(state: &AppState, raw: &str) -> Result<StoredLoan, ApiError> 
 /// Sending the same loan again changes nothing (200); the same loan id with other terms is a
 /// conflict (409).
 #[utoipa::path(post, path = "/v1/loans", tag = "loans",
+    params(IdempotencyKeyHeader),
     request_body = LoanInput,
     responses(
         (status = 201, description = "Recorded", body = LoanView),
         (status = 200, description = "Already recorded with the same terms", body = LoanView),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The loan id is recorded with other terms", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The loan id is recorded with other terms, or a request with the same Idempotency-Key is still in progress (retry after Retry-After)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, the merchant is unknown, or the principal is not in its currency", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, the merchant is unknown, or the principal is not in its currency; or the Idempotency-Key is malformed or was used with a different request", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ))]
 pub async fn create(
@@ -128,6 +130,8 @@ pub async fn create(
     let merchant_id = MerchantId::parse(input.merchant_id.as_str())
         .map_err(|e| ApiError::invalid_field("merchant_id", e.to_string()))?;
     let merchant = state.store.merchant(&merchant_id).await?.ok_or_else(|| {
+        // Once the merchant is stored, a retry with the same Idempotency-Key must run again.
+        super::idempotency::depends_on_stored_data(&req);
         ApiError::invalid_field(
             "merchant_id",
             format!("{merchant_id} is not a known merchant"),

@@ -7,6 +7,7 @@ mod eligibility;
 pub mod error;
 mod features;
 mod health;
+pub mod idempotency;
 mod keys;
 mod loans;
 mod merchants;
@@ -15,6 +16,7 @@ mod payments;
 pub mod rate_limit;
 pub mod request_id;
 mod scores;
+pub mod timeout;
 
 pub use error::{ApiError, FieldError, KeyProblem, Problem};
 pub use models::ACTIVE_MODEL_SETTING;
@@ -23,6 +25,7 @@ pub use scores::{AuditRecord, DecisionView};
 
 use crate::store::Store;
 use actix_web::http::header;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, web};
 use auth::SecurityAddon;
 use futures_util::StreamExt;
@@ -36,6 +39,8 @@ pub struct Limits {
     pub max_batch: usize,
     pub default_page: u32,
     pub max_page: u32,
+    /// A request not answered within this is abandoned and answered 503 (see [`timeout`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -45,9 +50,14 @@ impl Default for Limits {
             max_batch: 10_000,
             default_page: 100,
             max_page: 1_000,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
+
+/// The deepest JSON a body may nest (objects and arrays). The deepest valid request nests 4
+/// levels; a limit well above that refuses pathological bodies before any parsing work.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 /// What every handler gets: the store, the limits, the models (the active one behind an atomic
 /// swap), the lending policy, the API keys (with their short cache) and their rate limits.
@@ -62,6 +72,7 @@ pub struct AppState {
     pub policy: std::sync::Arc<crate::policy::Policy>,
     pub keys: std::sync::Arc<crate::keys::KeyRing>,
     pub rate_limits: std::sync::Arc<rate_limit::RateLimits>,
+    pub idempotency: idempotency::IdempotencyOptions,
 }
 
 /// Registers every route of the API, each protected route behind the key check its entry in
@@ -89,6 +100,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     web::post()
                         .to(payments::ingest)
+                        .wrap(from_fn(idempotency::guard))
                         .wrap(require("POST", "/v1/merchants/{merchant_id}/payments")),
                 )
                 .route(
@@ -129,6 +141,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/scores").route(
                 web::post()
                     .to(scores::score)
+                    .wrap(from_fn(idempotency::guard))
                     .wrap(require("POST", "/v1/scores")),
             ),
         )
@@ -157,6 +170,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/loans").route(
                 web::post()
                     .to(loans::create)
+                    .wrap(from_fn(idempotency::guard))
                     .wrap(require("POST", "/v1/loans")),
             ),
         )
@@ -215,8 +229,9 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     )))
 }
 
-/// Reads a JSON body: `application/json` (415 otherwise), at most `limit` bytes (413), and of
-/// the expected shape (400 naming the field at fault, with unknown fields refused).
+/// Reads a JSON body: `application/json` (415 otherwise), at most `limit` bytes (413), nested at
+/// most [`MAX_JSON_DEPTH`] deep, and of the expected shape (400 naming the field at fault, with
+/// unknown fields refused).
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -259,6 +274,12 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
+    if nests_deeper_than(&body, MAX_JSON_DEPTH) {
+        return Err(ApiError::MalformedBody(FieldError::new(
+            "body",
+            format!("the JSON nests deeper than {MAX_JSON_DEPTH} levels"),
+        )));
+    }
     let mut de = serde_json::Deserializer::from_slice(&body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -272,6 +293,36 @@ pub async fn read_json<T: DeserializeOwned>(
     de.end()
         .map_err(|e| ApiError::MalformedBody(FieldError::new("body", e.to_string())))?;
     Ok(value)
+}
+
+/// Whether JSON text nests objects and arrays more than `max` deep, by one pass over its bytes
+/// (brackets inside strings do not count). Malformed text is left to the parser.
+fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The OpenAPI document, generated from the handlers; `openapi/openapi.json` is a snapshot of it.
@@ -336,10 +387,27 @@ pub fn openapi_json() -> String {
 /// The problem responses every route may give, for `#[utoipa::path]`.
 #[derive(utoipa::IntoResponses)]
 pub enum CommonErrors {
-    /// The store cannot be reached; retry after the `Retry-After` seconds.
+    /// The store cannot be reached (`/problems/unavailable`), or the request did not finish
+    /// within the request timeout (`/problems/timeout`); retry after the `Retry-After` seconds.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(#[to_schema] Problem),
     /// Something failed on our side; it was logged with its cause.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nests_deeper_than;
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings() {
+        assert!(!nests_deeper_than(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(nests_deeper_than(br#"{"a": [1, {"b": 2}]}"#, 2));
+        assert!(!nests_deeper_than(br#"{"a": "[[[[[[", "b": "\"{{{{"}"#, 1));
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(nests_deeper_than(deep.as_bytes(), 32));
+        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(!nests_deeper_than(ok.as_bytes(), 32));
+    }
 }

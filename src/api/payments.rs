@@ -1,3 +1,4 @@
+use super::idempotency::IdempotencyKeyHeader;
 use super::merchants::{find_merchant, merchant_id_from_path};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
 use crate::domain::{Channel, Currency, Money, MoneyJson, Payment, PaymentKind};
@@ -165,19 +166,19 @@ pub(super) fn validate_payments(
 /// content is a conflict (409) and nothing of the batch is stored. An accepted batch is
 /// committed to disk before the answer.
 #[utoipa::path(post, path = "/v1/merchants/{merchant_id}/payments", tag = "payments",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id")),
+    params(("merchant_id" = String, Path, description = "The platform's merchant id"), IdempotencyKeyHeader),
     request_body = PaymentBatch,
     responses(
         (status = 200, description = "Stored", body = BatchResult),
         (status = 400, description = "The body is not JSON, or has unknown fields or wrongly typed values", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A payment id is stored with different content; nothing was stored", body = Problem, content_type = "application/problem+json",
+        (status = 409, description = "A payment id is stored with different content, and nothing was stored; or a request with the same Idempotency-Key is still in progress (retry after Retry-After)", body = Problem, content_type = "application/problem+json",
             example = json!({"type": "/problems/conflict", "title": "The request conflicts with stored data", "status": 409,
                 "detail": "1 payment id is already stored with different content: p-1; nothing of this batch was stored",
                 "errors": [{"field": "payments[0].payment_id", "message": "p-1 is already stored with different content"}]})),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Payments are invalid; nothing was stored", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Payments are invalid, and nothing was stored; or the Idempotency-Key is malformed or was used with a different request", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ))]
 pub async fn ingest(

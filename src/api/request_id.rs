@@ -32,12 +32,25 @@ pub async fn tag_request<B: MessageBody>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let id = RequestId::from_request(&req);
     req.extensions_mut().insert(id.clone());
-    let mut res = next.call(req).await?;
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(HEADER), value);
+    let value = HeaderValue::from_str(&id.0).ok();
+    match next.call(req).await {
+        Ok(mut res) => {
+            if let Some(value) = value {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(HEADER), value);
+            }
+            Ok(res)
+        }
+        // An error that never became a response (the request timeout): its response, with the id.
+        Err(e) => {
+            let mut res = e.error_response();
+            if let Some(value) = value {
+                res.headers_mut()
+                    .insert(HeaderName::from_static(HEADER), value);
+            }
+            Err(actix_web::error::InternalError::from_response(e, res).into())
+        }
     }
-    Ok(res)
 }
 
 /// The request span: method, path and request id, the public id of the API key once it is

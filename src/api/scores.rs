@@ -1,4 +1,5 @@
 use super::features::parse_as_of;
+use super::idempotency::IdempotencyKeyHeader;
 use super::merchants::{MerchantInput, find_merchant_history};
 use super::payments::{PaymentInput, validate_payments};
 use super::{ApiError, AppState, CommonErrors, FieldError, Problem, RequestId, read_json};
@@ -165,6 +166,7 @@ fn view(
 /// audit log before the answer. A merchant with no payments at
 /// all is declined with the reason `no_trading_history`, not refused.
 #[utoipa::path(post, path = "/v1/scores", tag = "scores",
+    params(IdempotencyKeyHeader),
     request_body = ScoreRequest,
     responses(
         (status = 200, description = "The decision (approve, refer or decline)", body = DecisionView,
@@ -214,8 +216,10 @@ fn view(
             )),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is still in progress; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key is malformed or was used with a different request", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ))]
 pub async fn score(

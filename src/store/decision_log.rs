@@ -6,7 +6,9 @@
 //! commits each decision at once.
 
 use super::{DecisionRow, Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 /// Most decisions in one transaction.
 const MAX_BATCH: usize = 256;
@@ -17,15 +19,32 @@ type Reply = oneshot::Sender<Result<(), String>>;
 #[derive(Debug, Clone)]
 pub struct DecisionLog {
     queue: mpsc::Sender<(DecisionRow, Reply)>,
+    /// Asks the writer to take no more decisions, commit what it holds, and stop.
+    closing: Arc<Notify>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl DecisionLog {
-    /// Starts the writer task on the current Tokio runtime. It ends when every handle is dropped.
+    /// Starts the writer task on the current Tokio runtime. It ends when every handle is dropped
+    /// or [`DecisionLog::close`] is called.
     pub fn start(store: Store) -> DecisionLog {
         let (queue, mut rx) = mpsc::channel::<(DecisionRow, Reply)>(4 * MAX_BATCH);
-        tokio::spawn(async move {
+        let closing = Arc::new(Notify::new());
+        let close_requested = closing.clone();
+        let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
-            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            loop {
+                let n = tokio::select! {
+                    n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                    // Refuse new decisions; those already queued are still received below.
+                    _ = close_requested.notified() => {
+                        rx.close();
+                        continue;
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
                 let (rows, replies): (Vec<DecisionRow>, Vec<Reply>) = batch.drain(..).unzip();
                 let result = store.insert_decisions(&rows).await;
                 if let Err(e) = &result {
@@ -45,7 +64,24 @@ impl DecisionLog {
                 }
             }
         });
-        DecisionLog { queue }
+        DecisionLog {
+            queue,
+            closing,
+            writer: Arc::new(Mutex::new(Some(writer))),
+        }
+    }
+
+    /// Stops taking decisions and waits until every decision already handed over is committed
+    /// (or has failed and been answered as failed). Called at shutdown, after the HTTP server
+    /// has finished its requests.
+    pub async fn close(&self) {
+        self.closing.notify_one();
+        let writer = self.writer.lock().await.take();
+        if let Some(writer) = writer
+            && let Err(e) = writer.await
+        {
+            tracing::error!(error = %e, "the audit log writer failed");
+        }
     }
 
     /// Appends a decision; returns once the transaction holding it is committed.

@@ -46,13 +46,20 @@ fn is_unavailability(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // SQLite: primary result codes 5 (BUSY) and 6 (LOCKED), also as extended codes.
-            if let Ok(n) = code.parse::<i32>() {
-                return matches!(n & 0xff, 5 | 6);
+            // PostgreSQL (SQLSTATE, which may be all digits, so asked first): class 08
+            // (connection exception), 57P0x (shutdown, cannot connect now), 53300 (too many
+            // connections), 57014 (cancelled by `statement_timeout`: the database is overloaded
+            // or a lock is held), 55P03 (lock not available).
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                return code.starts_with("08")
+                    || code.starts_with("57P")
+                    || matches!(code.as_ref(), "53300" | "57014" | "55P03");
             }
-            // PostgreSQL: class 08 (connection exception), 57P0x (shutdown, cannot connect
-            // now), 53300 (too many connections).
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            // SQLite: primary result codes 5 (BUSY) and 6 (LOCKED), also as extended codes.
+            code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
         }
         _ => false,
     }

@@ -7,6 +7,7 @@ mod days;
 mod decision_log;
 mod decisions;
 mod error;
+mod idempotency;
 mod keys;
 mod loans;
 mod postgres;
@@ -15,6 +16,7 @@ mod sqlite;
 pub use decision_log::DecisionLog;
 pub use decisions::DecisionRow;
 pub use error::StoreError;
+pub use idempotency::{Claim, IdempotencyRecord, KeyClaim, StoredResponse};
 pub use keys::StoredKey;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
 
@@ -39,6 +41,10 @@ pub struct StoreOptions {
     /// SQLite only: `full` syncs the write-ahead log at every commit, so an acknowledged batch
     /// survives a power cut; `normal` survives a crash of the process but not of the machine.
     pub sqlite_synchronous_full: bool,
+    /// PostgreSQL only: the server cancels a statement running longer (`statement_timeout`), and
+    /// the request gets a 503. Migrations run without it. SQLite has no statement timeout; a
+    /// statement waiting for a lock gives up after `acquire_timeout` (its busy timeout).
+    pub statement_timeout: Option<Duration>,
 }
 
 impl StoreOptions {
@@ -48,6 +54,7 @@ impl StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
             sqlite_synchronous_full: true,
+            statement_timeout: None,
         }
     }
 }
@@ -222,6 +229,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_api_keys.sql"),
         include_str!("../../migrations/postgres/0005_api_keys.sql"),
     ),
+    (
+        6,
+        "idempotency keys",
+        include_str!("../../migrations/sqlite/0006_idempotency_keys.sql"),
+        include_str!("../../migrations/postgres/0006_idempotency_keys.sql"),
+    ),
 ];
 
 /// The setting that records that `payment_days` holds every stored payment (written once, after
@@ -383,7 +396,16 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => migrator(|m| m.2).run(writer).await,
-            Backend::Postgres(pool) => migrator(|m| m.3).run(pool).await,
+            Backend::Postgres(pool) => {
+                // A migration may build an index on a large table: no statement timeout for it,
+                // on a connection of its own that is closed afterwards.
+                let mut conn = pool.acquire().await?;
+                conn.close_on_drop();
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                migrator(|m| m.3).run(&mut *conn).await
+            }
         }
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))?;
         if self.setting(PAYMENT_DAYS_FILLED).await?.is_none() {

@@ -6,18 +6,24 @@ use super::{
 };
 use crate::domain::{Channel, PaymentKind};
 use crate::features::{DaySummary, PaymentFact, payer_key, summarize_days};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::OnceLock;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
 pub(super) async fn connect(o: &StoreOptions) -> Result<PgPool, StoreError> {
+    let mut options = PgConnectOptions::from_str(&o.url)
+        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL cannot be read: {e}")))?;
+    if let Some(timeout) = o.statement_timeout.filter(|t| !t.is_zero()) {
+        options = options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))]);
+    }
     Ok(PgPoolOptions::new()
         .max_connections(o.max_connections.max(1))
         .acquire_timeout(o.acquire_timeout)
-        .connect(&o.url)
+        .connect_with(options)
         .await?)
 }
 

@@ -172,13 +172,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     let db = TestDatabase::new(backend).await;
     let mut settings = test_settings(&db.url);
     tweak(&mut settings);
-    TRACING.call_once(|| smecredit::telemetry::init(settings.log_format, &settings.log_filter));
-    let app = Application::build(&settings)
-        .await
-        .expect("build the application");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let store = app.store().clone();
-    tokio::spawn(app.run_until_stopped());
+    let (address, store) = start_app(&settings).await;
     TestApp {
         address,
         client: reqwest::Client::new(),
@@ -196,6 +190,18 @@ fn merchant_in(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/merchants/")?
         .split(['/', '?'])
         .next()
+}
+
+/// Starts the application with these settings; its address and store.
+pub async fn start_app(settings: &Settings) -> (String, Store) {
+    TRACING.call_once(|| smecredit::telemetry::init(settings.log_format, &settings.log_filter));
+    let app = Application::build(settings)
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    (address, store)
 }
 
 impl TestApp {
@@ -313,6 +319,31 @@ impl TestApp {
         match self.store.merchant(&id).await.unwrap() {
             Some(m) => self.store.payment_count(m.key).await.unwrap(),
             None => 0,
+        }
+    }
+
+    /// A second replica of the service on the same database; its address.
+    pub async fn start_replica(&self, tweak: impl FnOnce(&mut Settings)) -> String {
+        let mut settings = test_settings(&self.db.url);
+        tweak(&mut settings);
+        start_app(&settings).await.0
+    }
+
+    /// `SELECT COUNT(*)` of a table, straight from the database.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        if self.db.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.db.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
         }
     }
 
