@@ -161,15 +161,25 @@ fn decode_payers(bytes: &[u8]) -> Result<Vec<(u64, i64)>, StoreError> {
         .collect())
 }
 
-/// The one-row read of [`super::Store::history`]. The days of the window come as one
-/// comma-separated list per column (`w0`…`w15`, see [`window_columns`]; every list holds the
-/// days in the same order, one entry per day, as all aggregates of a query see the same rows),
-/// and the days before the window as one line of aggregates without payers. sqlx hands rows over
-/// one by one through a channel, which costs more than SQLite's work here, so one row it is; and
-/// one list per column costs SQLite a quarter of what one concatenated line per day did (each
-/// `||` copies the line built so far).
+/// The one-row read of [`super::Store::history`], shaped by what [`History::from_days`] needs
+/// per day and what it only needs in total:
+/// * per day of the window, one comma-separated list per column (`w0`…`w5`: day, sales, gross,
+///   refunds, chargebacks, chargeback count; every list holds the days in the same order, as
+///   all aggregates of one query see the same rows);
+/// * the window's totals in one line (`window_totals`): its latest day, payment count, first
+///   and last payment, last sale, and gross sales by channel over the payer window;
+/// * the payers of the payer window as one blob (`payers`);
+/// * the days before the window as one line of the same totals (`days_older`).
+///
+/// sqlx hands rows over one by one through a channel, which costs more than SQLite's work here,
+/// so one row it is. Each value SQLite turns into text costs, so only what is needed per day is
+/// listed per day, and the payers stay bytes.
+///
+/// [`History::from_days`]: crate::features::History::from_days
 pub(super) struct PackedDays {
     pub window: Vec<Option<String>>,
+    pub totals: Option<String>,
+    pub payers: Option<Vec<u8>>,
     pub older: Option<String>,
 }
 
@@ -197,94 +207,95 @@ impl DayWindow {
     }
 }
 
-/// The columns of a day in the packed read, in order: the numeric ones, the last sale (empty
-/// when none) and the payers in hex (empty outside the payer window).
-const NUMERIC: &[&str] = &[
+/// The per-day lists `w0`…`w5`.
+const PER_DAY: &[&str] = &[
     "day",
-    "payments",
     "sales",
     "gross_minor",
     "refunds_minor",
     "chargebacks_minor",
     "chargebacks",
+];
+const CHANNELS: &[&str] = &[
     "qr_code_minor",
     "in_app_minor",
     "mini_program_minor",
     "pos_minor",
     "other_minor",
-    "first_at",
-    "last_at",
 ];
-pub(super) const WINDOW_COLUMNS: usize = NUMERIC.len() + 2;
 
-/// The aggregates `w0`…`w15` of the window: `list(expr)` makes one comma-separated list of a
-/// column, `to_text` casts a column to text, `payers_hex` is the payers' hex or `''`.
+/// The window's aggregates: `w0`…`w5`, `window_totals` and `payers`. `list(expr)` makes one
+/// comma-separated list of a column in day order, `to_text` casts an expression to text,
+/// `payers_from` is the parameter of the first payer day, `payer_blob` the aggregate that
+/// concatenates the payers of the payer window.
 pub(super) fn window_columns(
     list: fn(&str) -> String,
     to_text: fn(&str) -> String,
-    payers_hex: &str,
+    payers_from: &str,
+    payer_blob: &str,
 ) -> String {
-    NUMERIC
+    let mut columns: Vec<String> = PER_DAY
         .iter()
-        .map(|c| to_text(c))
-        .chain([
-            format!("coalesce({}, '')", to_text("last_sale_at")),
-            payers_hex.to_string(),
-        ])
         .enumerate()
-        .map(|(i, e)| format!("{} AS w{i}", list(&e)))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .map(|(i, c)| format!("{} AS w{i}", list(&to_text(c))))
+        .collect();
+    let channels = CHANNELS
+        .iter()
+        .map(|c| format!("sum(CASE WHEN day >= {payers_from} THEN {c} ELSE 0 END)"));
+    columns.push(format!(
+        "{} AS window_totals",
+        totals_sql("max(day)", channels, to_text)
+    ));
+    columns.push(format!("{payer_blob} AS payers"));
+    columns.join(", ")
 }
 
-/// The days before the window as one line: only counts and instants matter there (the sums are
-/// outside every window), so they are aggregated by the database: no payers, no money.
+/// The days before the window as one line of totals: only counts and instants matter there
+/// (the sums are outside every window).
 pub(super) fn packed_older_sql(to_text: fn(&str) -> String) -> String {
-    let aggregates = [
-        "min(day)",
-        "sum(payments)",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "0",
-        "min(first_at)",
-        "max(last_at)",
-    ];
-    let mut sql = aggregates
+    totals_sql("min(day)", ["0"; 5].map(String::from).into_iter(), to_text)
+}
+
+/// `day,payments,first_at,last_at,last_sale_at,channel sums…` of a set of days.
+fn totals_sql(
+    day: &str,
+    channels: impl Iterator<Item = String>,
+    to_text: fn(&str) -> String,
+) -> String {
+    let mut parts: Vec<String> = [day, "sum(payments)", "min(first_at)", "max(last_at)"]
         .iter()
-        .map(|c| to_text(c))
-        .collect::<Vec<_>>()
-        .join(" || ',' || ");
-    sql.push_str(&format!(
-        " || ',' || coalesce({}, '') || ','",
-        to_text("max(last_sale_at)")
-    ));
-    sql
+        .map(|e| to_text(e))
+        .collect();
+    parts.push(format!("coalesce({}, '')", to_text("max(last_sale_at)")));
+    parts.extend(channels.map(|c| to_text(&c)));
+    parts.join(" || ',' || ")
 }
 
 impl PackedDays {
-    /// Reads `w0`…`w15` and `days_older` from a row.
+    /// Reads `w0`…`w5`, `window_totals`, `payers` and `days_older` from a row.
     pub fn from_row<R: sqlx::Row>(row: &R) -> Result<PackedDays, StoreError>
     where
         for<'c> &'c str: sqlx::ColumnIndex<R>,
         Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Option<Vec<u8>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
-        let window = (0..WINDOW_COLUMNS)
+        let window = (0..PER_DAY.len())
             .map(|i| row.try_get::<Option<String>, _>(format!("w{i}").as_str()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PackedDays {
             window,
+            totals: row.try_get("window_totals")?,
+            payers: row.try_get("payers")?,
             older: row.try_get("days_older")?,
         })
     }
 
+    /// Day summaries that [`crate::features::History::from_days`] turns into exactly the
+    /// history of the stored days: one per day with its sums, and one per set of totals holding
+    /// the counts, instants, channel sums and payers (on the window's latest day, which lies in
+    /// the payer window whenever there are payers or channel sums).
     pub fn into_summaries(self) -> Result<Vec<DaySummary>, StoreError> {
+        let bad = || StoreError::corrupt("a packed payment day is malformed");
         let mut out = Vec::new();
         if let Some(Some(days)) = self.window.first()
             && !days.is_empty()
@@ -295,104 +306,69 @@ impl PackedDays {
                 .map(|c| c.as_deref().unwrap_or_default().split(','))
                 .collect::<Vec<_>>();
             for _ in 0..days.split(',').count() {
-                out.push(parse_day(lists.iter_mut().map(|l| l.next()))?);
+                let mut int = |i: usize| -> Result<i64, StoreError> {
+                    lists[i].next().ok_or_else(bad)?.parse().map_err(|_| bad())
+                };
+                let mut s = empty_day(int(0)?);
+                s.sales = u32::try_from(int(1)?).map_err(|_| bad())?;
+                s.gross = int(2)?;
+                s.refunds = int(3)?;
+                s.chargebacks = int(4)?;
+                s.chargeback_count = u32::try_from(int(5)?).map_err(|_| bad())?;
+                out.push(s);
             }
             if lists.iter_mut().any(|l| l.next().is_some()) {
                 return Err(StoreError::corrupt("day columns of unequal length"));
             }
         }
+        if let Some(totals) = self.totals {
+            let mut s = parse_totals(&totals)?;
+            s.sale_payers = decode_payers(self.payers.as_deref().unwrap_or_default())?;
+            out.push(s);
+        }
         if let Some(line) = self.older {
-            out.push(parse_day(line.split(',').map(Some))?);
+            out.push(parse_totals(&line)?);
         }
         Ok(out)
     }
 }
 
-/// Hex (either case) to bytes. The `hex` crate's iterator-based decoder was the service's
-/// hottest function under scoring load (a year's payers are about 90 KB of hex per request).
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    const INVALID: u8 = 0xff;
-    const TABLE: [u8; 256] = {
-        let mut t = [INVALID; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            t[b'A' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 2);
-    for pair in bytes.chunks_exact(2) {
-        let (hi, lo) = (TABLE[pair[0] as usize], TABLE[pair[1] as usize]);
-        if hi == INVALID || lo == INVALID {
-            return None;
-        }
-        out.push(hi << 4 | lo);
-    }
-    Some(out)
-}
-
-fn parse_day<'a>(
-    mut fields: impl Iterator<Item = Option<&'a str>>,
-) -> Result<DaySummary, StoreError> {
-    let bad = || StoreError::corrupt("a packed payment day is malformed");
-    let mut next = || fields.next().flatten().ok_or_else(bad);
-    let mut int = || -> Result<i64, StoreError> { next()?.parse::<i64>().map_err(|_| bad()) };
-    let day = int()?;
-    let payments = u32::try_from(int()?).map_err(|_| bad())?;
-    let sales = u32::try_from(int()?).map_err(|_| bad())?;
-    let gross = int()?;
-    let refunds = int()?;
-    let chargebacks = int()?;
-    let chargeback_count = u32::try_from(int()?).map_err(|_| bad())?;
-    let channel_gross = [int()?, int()?, int()?, int()?, int()?];
-    let first_at = int()?;
-    let last_at = int()?;
-    let last_sale_at = match next()? {
-        "" => None,
-        t => Some(t.parse::<i64>().map_err(|_| bad())?),
-    };
-    let payers = decode_hex(next()?).ok_or_else(bad)?;
-    Ok(DaySummary {
+/// A totals line: `day,payments,first_at,last_at,last_sale_at,qr,in_app,mini_program,pos,other`.
+fn parse_totals(line: &str) -> Result<DaySummary, StoreError> {
+    let bad = || StoreError::corrupt("a packed payment day total is malformed");
+    let fields: Vec<&str> = line.split(',').collect();
+    let [
         day,
         payments,
-        sales,
-        gross,
-        refunds,
-        chargebacks,
-        chargeback_count,
-        channel_gross,
         first_at,
         last_at,
         last_sale_at,
-        sale_payers: decode_payers(&payers)?,
-    })
+        channels @ ..,
+    ] = fields.as_slice()
+    else {
+        return Err(bad());
+    };
+    if channels.len() != 5 {
+        return Err(bad());
+    }
+    let int = |t: &str| -> Result<i64, StoreError> { t.parse().map_err(|_| bad()) };
+    let mut s = empty_day(int(day)?);
+    s.payments = u32::try_from(int(payments)?).map_err(|_| bad())?;
+    s.first_at = int(first_at)?;
+    s.last_at = int(last_at)?;
+    s.last_sale_at = match *last_sale_at {
+        "" => None,
+        t => Some(int(t)?),
+    };
+    for (c, t) in s.channel_gross.iter_mut().zip(channels) {
+        *c = int(t)?;
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Channel, PaymentKind};
-
-    #[test]
-    fn hex_decodes_both_cases_and_refuses_garbage() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        assert_eq!(decode_hex(&hex::encode(&bytes)), Some(bytes.clone()));
-        assert_eq!(decode_hex(&hex::encode_upper(&bytes)), Some(bytes));
-        assert_eq!(decode_hex(""), Some(Vec::new()));
-        assert_eq!(decode_hex("abc"), None);
-        assert_eq!(decode_hex("zz"), None);
-    }
 
     #[test]
     fn payers_round_trip() {
@@ -402,27 +378,35 @@ mod tests {
     }
 
     #[test]
-    fn packed_lines_parse() {
-        let f = PaymentFact {
-            at_micros: 86_400_000_000 * 20_000 + 5,
-            amount_minor: 1234,
-            kind: PaymentKind::Sale,
-            channel: Channel::InApp,
-            payer: 0xdead_beef,
+    fn packed_days_parse() {
+        let packed = PackedDays {
+            window: ["20000,20001", "1,0", "1234,0", "0,5", "0,0", "0,0"]
+                .map(|c| Some(c.to_string()))
+                .to_vec(),
+            totals: Some("20001,2,7,9,8,0,1234,0,0,0".to_string()),
+            payers: Some(encode_payers(&[(0xdead_beef, 1234)])),
+            older: Some("19000,3,1,2,,0,0,0,0,0".to_string()),
         };
-        let s = DaySummary::of(&f);
-        let line = format!(
-            "{},1,1,1234,0,0,0,0,1234,0,0,0,{},{},{},{}",
-            s.day,
-            f.at_micros,
-            f.at_micros,
-            f.at_micros,
-            hex::encode_upper(encode_payers(&s.sale_payers))
+        let s = packed.into_summaries().unwrap();
+        assert_eq!(s.len(), 4);
+        assert_eq!((s[0].day, s[0].sales, s[0].gross), (20000, 1, 1234));
+        assert_eq!((s[1].day, s[1].refunds), (20001, 5));
+        assert_eq!((s[2].payments, s[2].first_at, s[2].last_at), (2, 7, 9));
+        assert_eq!((s[2].last_sale_at, s[2].channel_gross[1]), (Some(8), 1234));
+        assert_eq!(s[2].sale_payers, vec![(0xdead_beef, 1234)]);
+        assert_eq!(
+            (s[3].day, s[3].payments, s[3].last_sale_at),
+            (19000, 3, None)
         );
-        assert_eq!(parse_day(line.split(',').map(Some)).unwrap(), s);
-        let no_sale = format!("{},1,0,0,5,0,0,0,0,0,0,0,{0},{0},,", s.day);
-        let parsed = parse_day(no_sale.split(',').map(Some)).unwrap();
-        assert_eq!((parsed.refunds, parsed.last_sale_at), (5, None));
-        assert!(parse_day("1,2,3".split(',').map(Some)).is_err());
+        assert!(parse_totals("1,2,3").is_err());
+        let uneven = PackedDays {
+            window: ["1,2", "1", "1", "1", "1", "1"]
+                .map(|c| Some(c.to_string()))
+                .to_vec(),
+            totals: None,
+            payers: None,
+            older: None,
+        };
+        assert!(uneven.into_summaries().is_err());
     }
 }

@@ -205,16 +205,17 @@ pub(super) async fn facts_between(
     .collect()
 }
 
-/// The window lists `w0`…`w15` of a day read (an aggregate over `payment_days` rows) and the
+/// The window columns (see [`days::PackedDays`]) of a day read (an aggregate over `payment_days` rows) and the
 /// older days' line `days_older` for merchant key `merchant`; parameters $1 = first day of
 /// payers, $3 = first day of the window.
 fn day_columns(merchant: &str) -> String {
     let window = days::window_columns(
         |e| format!("string_agg({e}, ',' ORDER BY day)"),
-        |c| format!("{c}::text"),
-        "CASE WHEN day >= $1 THEN encode(sale_payers, 'hex') ELSE '' END",
+        |c| format!("({c})::text"),
+        "$1",
+        "string_agg(sale_payers, ''::bytea) FILTER (WHERE day >= $1)",
     );
-    let older = days::packed_older_sql(|c| format!("{c}::text"));
+    let older = days::packed_older_sql(|c| format!("({c})::text"));
     format!(
         "{window}, (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < $3) AS days_older"
     )

@@ -281,14 +281,17 @@ async fn facts_between(
     packed.map_or(Ok(Vec::new()), |p| p.split('\n').map(parse_fact).collect())
 }
 
-/// The window lists `w0`…`w15` of a day read (an aggregate over `payment_days` rows) and the
+/// The window columns (see [`days::PackedDays`]) of a day read (an aggregate over `payment_days` rows) and the
 /// older days' line `days_older` for merchant key `merchant`; parameters ?1 = first day of
 /// payers, ?3 = first day of the window.
 fn day_columns(merchant: &str) -> String {
+    // Rows come in key order (merchant, day). SQLite's `||` and group_concat keep a blob's
+    // bytes (they are text with NULs inside until cast back), so the payers stay binary.
     let window = days::window_columns(
         |e| format!("group_concat({e})"),
         |c| c.to_string(),
-        "CASE WHEN day >= ?1 THEN hex(sale_payers) ELSE '' END",
+        "?1",
+        "CAST(group_concat(CASE WHEN day >= ?1 THEN sale_payers END, '') AS BLOB)",
     );
     let older = days::packed_older_sql(|c| c.to_string());
     format!(

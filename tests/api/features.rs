@@ -152,6 +152,12 @@ async fn day_summaries_follow_every_kind_of_batch(backend: Backend) {
                 smecredit::features::compute(&profile, &facts, as_of),
                 "after {step}, as of {date}"
             );
+            let direct = smecredit::features::History::from_facts(&facts, as_of);
+            assert_eq!(
+                (history.payment_count(), history.first_and_last_payment()),
+                (direct.payment_count(), direct.first_and_last_payment()),
+                "after {step}, as of {date}"
+            );
         }
     };
     for (step, batch, status) in [

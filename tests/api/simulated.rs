@@ -140,6 +140,15 @@ async fn day_summaries_give_the_features_of_the_payments(backend: Backend) {
                 compute(&profile, &facts, as_of),
                 "{id} as of {as_of}"
             );
+            let direct = smecredit::features::History::from_facts(&facts, as_of);
+            assert_eq!(
+                (
+                    from_days.payment_count(),
+                    from_days.first_and_last_payment()
+                ),
+                (direct.payment_count(), direct.first_and_last_payment()),
+                "{id} as of {as_of}"
+            );
             compared += usize::from(!facts.is_empty());
         }
     }
