@@ -39,7 +39,7 @@ admin=$("$bin" --database-url "$db" keys create --role admin --name bench-admin 
 
 SMECREDIT_DATABASE_URL="$db" SMECREDIT_BIND="127.0.0.1:$port" SMECREDIT_LOG=warn \
   SMECREDIT_MODELS_DIR="$work/models" SMECREDIT_MODEL="$shipped" \
-  SMECREDIT_RATE_LIMIT_LENDER_PER_SECOND=1000000 SMECREDIT_RATE_LIMIT_ADMIN_PER_SECOND=1000000 \
+  SMECREDIT_RATE_LIMIT_LENDER_PER_SECOND=0 SMECREDIT_RATE_LIMIT_ADMIN_PER_SECOND=0 \
   "$bin" serve >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
