@@ -12,6 +12,7 @@ mod import;
 mod limits;
 mod loans;
 mod merchants;
+mod metrics;
 mod openapi;
 mod payments;
 mod rate_limits;
