@@ -85,10 +85,7 @@ impl Metrics {
         status: u16,
         elapsed: Duration,
     ) {
-        let key = (
-            method_label(method),
-            route.unwrap_or(UNMATCHED).to_string(),
-        );
+        let key = (method_label(method), route.unwrap_or(UNMATCHED).to_string());
         let secs = elapsed.as_secs_f64();
         let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         let stats = requests.entry(key).or_default();
@@ -110,7 +107,8 @@ impl Metrics {
 
     /// One batch of payments stored.
     pub fn observe_batch_stored(&self, accepted: u64, duplicates: u64) {
-        self.payments_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.payments_accepted
+            .fetch_add(accepted, Ordering::Relaxed);
         self.payments_duplicates
             .fetch_add(duplicates, Ordering::Relaxed);
     }
@@ -294,7 +292,13 @@ mod tests {
         let text = m.render(&Gauges::default());
         let labels = r#"method="GET",route="/v1/merchants/{merchant_id}""#;
         // 3 ms falls in le=0.005; 30 ms in le=0.05; 20 s only in +Inf.
-        for (le, n) in [("0.001", 0), ("0.005", 1), ("0.05", 2), ("10", 2), ("+Inf", 3)] {
+        for (le, n) in [
+            ("0.001", 0),
+            ("0.005", 1),
+            ("0.05", 2),
+            ("10", 2),
+            ("+Inf", 3),
+        ] {
             let line = format!(
                 "smecredit_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n"
             );

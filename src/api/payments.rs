@@ -224,7 +224,7 @@ async fn store_batch(
             ),
         ));
     }
-    let merchant = find_merchant(&state, &id).await?;
+    let merchant = find_merchant(state, &id).await?;
     let payments = validate_payments(&batch.payments, merchant.merchant.currency, "stored")?;
     let rows: Vec<NewPayment<'_>> = payments
         .iter()

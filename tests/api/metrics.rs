@@ -1,9 +1,7 @@
 //! `GET /metrics`: the series after some traffic, who may read them on the main address, and
 //! the separate metrics listener that needs no key.
 
-use crate::helpers::{
-    Backend, TestDatabase, payment_json, problem, spawn_app, test_settings,
-};
+use crate::helpers::{Backend, TestDatabase, payment_json, problem, spawn_app, test_settings};
 use crate::on_both_backends;
 use reqwest::Method;
 use serde_json::json;
@@ -32,8 +30,16 @@ async fn metrics_count_requests_by_route_template_decisions_payments_and_show_th
     // Two payments on m-1 (then one again: a duplicate), one on m-2, one batch refused.
     let p1 = payment_json("p-1", "2026-06-01T10:00:00Z", "12.34");
     let p2 = payment_json("p-2", "2026-06-02T10:00:00Z", "5.00");
-    assert_eq!(app.post_payments("m-1", vec![p1.clone(), p2]).await.status(), 200);
-    assert_eq!(app.post_payments("m-1", vec![p1.clone()]).await.status(), 200);
+    assert_eq!(
+        app.post_payments("m-1", vec![p1.clone(), p2])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_payments("m-1", vec![p1.clone()]).await.status(),
+        200
+    );
     assert_eq!(app.post_payments("m-2", vec![p1]).await.status(), 200);
     let negative = payment_json("p-3", "2026-06-03T10:00:00Z", "-1.00");
     assert_eq!(app.post_payments("m-2", vec![negative]).await.status(), 422);
@@ -74,7 +80,10 @@ async fn metrics_count_requests_by_route_template_decisions_payments_and_show_th
     );
     assert_eq!(requests("GET", "unmatched", 404), Some(1.0), "{text}");
     // Raw paths never become labels.
-    assert!(!text.contains("m-1") && !text.contains("nobody-here"), "{text}");
+    assert!(
+        !text.contains("m-1") && !text.contains("nobody-here"),
+        "{text}"
+    );
 
     let histogram = format!("method=\"POST\",route=\"{payments}\"");
     let count = value(
@@ -107,11 +116,17 @@ async fn metrics_count_requests_by_route_template_decisions_payments_and_show_th
     );
     // 2 + 0 + 1 new payments; p-1 again is the one duplicate.
     assert_eq!(
-        value(&text, "smecredit_payments_ingested_total{result=\"accepted\"}"),
+        value(
+            &text,
+            "smecredit_payments_ingested_total{result=\"accepted\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(
-        value(&text, "smecredit_payments_ingested_total{result=\"duplicate\"}"),
+        value(
+            &text,
+            "smecredit_payments_ingested_total{result=\"duplicate\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -122,7 +137,10 @@ async fn metrics_count_requests_by_route_template_decisions_payments_and_show_th
     let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
     let model = ready["model"].as_str().unwrap();
     assert_eq!(
-        value(&text, &format!("smecredit_active_model{{version=\"{model}\"}}")),
+        value(
+            &text,
+            &format!("smecredit_active_model{{version=\"{model}\"}}")
+        ),
         Some(1.0),
         "{text}"
     );
@@ -156,7 +174,13 @@ async fn metrics_count_requests_by_route_template_decisions_payments_and_show_th
 
 async fn metrics_on_the_main_address_are_for_admin_keys_only(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (status, _) = problem(app.request_as(None, Method::GET, "/metrics").send().await.unwrap()).await;
+    let (status, _) = problem(
+        app.request_as(None, Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, _) = problem(app.get_as(&app.lender_key, "/metrics").await).await;
     assert_eq!(status, 403);
@@ -177,11 +201,31 @@ async fn a_separate_metrics_listener_serves_them_without_a_key(backend: Backend)
     );
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    assert_eq!(client.get(format!("{main}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{main}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // The main address still wants an admin key.
-    assert_eq!(client.get(format!("{main}/metrics")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(format!("{main}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 
-    let res = client.get(format!("{metrics}/metrics")).send().await.unwrap();
+    let res = client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert_eq!(
@@ -194,6 +238,10 @@ async fn a_separate_metrics_listener_serves_them_without_a_key(backend: Backend)
     );
     assert!(text.contains("smecredit_active_model{version="), "{text}");
     // It serves nothing else.
-    let res = client.get(format!("{metrics}/healthz")).send().await.unwrap();
+    let res = client
+        .get(format!("{metrics}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 }
