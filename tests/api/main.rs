@@ -11,6 +11,7 @@ mod idempotency;
 mod import;
 mod limits;
 mod loans;
+mod logs;
 mod merchants;
 mod metrics;
 mod openapi;
