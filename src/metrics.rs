@@ -210,7 +210,7 @@ impl Metrics {
             &mut out,
             "smecredit_payment_batches_rejected_total",
             "counter",
-            "Batches of payments refused as invalid or conflicting; nothing of them was stored.",
+            "Batches of payments refused (unreadable, invalid, conflicting, or for an unknown merchant); nothing of them was stored.",
         );
         let _ = writeln!(
             out,
