@@ -36,6 +36,10 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
         bind: Option<String>,
+        /// A second address serving only `GET /metrics`, without an API key, e.g.
+        /// 127.0.0.1:9090 (default: none; `/metrics` is then for admin keys on `--bind`).
+        #[arg(long)]
+        metrics_bind: Option<String>,
         /// On an empty database, first seed a small simulated population (40 merchants with
         /// payment histories up to today, and loan outcomes) to try the service with; at every
         /// start, issue one API key per role, print them, and revoke the previous start's.
@@ -204,9 +208,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     crate::telemetry::init(settings.log_format, &settings.log_filter);
     match cli.command {
-        Command::Serve { bind, demo } => {
+        Command::Serve {
+            bind,
+            metrics_bind,
+            demo,
+        } => {
             if let Some(bind) = bind {
                 settings.bind = bind;
+            }
+            if metrics_bind.is_some() {
+                settings.metrics_bind = metrics_bind;
             }
             let app = Application::build(&settings).await?;
             if demo {
@@ -221,6 +232,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "smecredit listening on http://{}",
                 settings.bind
             );
+            if let (Some(port), Some(bind)) = (app.metrics_port(), &settings.metrics_bind) {
+                tracing::info!(port, "metrics on http://{bind}/metrics");
+            }
             app.run_until_stopped().await?;
         }
         Command::Keys { command } => {

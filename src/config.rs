@@ -44,6 +44,9 @@ pub struct Settings {
     pub database_url: String,
     /// Address the HTTP server listens on; port 0 picks a free port.
     pub bind: String,
+    /// A second address serving only `GET /metrics`, without an API key (for a scraper on a
+    /// private network). Unset: `/metrics` is served on `bind` to admin keys only.
+    pub metrics_bind: Option<String>,
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `smecredit=debug,sqlx=warn`. `RUST_LOG` wins if set.
     pub log_filter: String,
@@ -90,6 +93,7 @@ impl Default for Settings {
         Settings {
             database_url: "sqlite://smecredit.db".to_string(),
             bind: "127.0.0.1:8080".to_string(),
+            metrics_bind: None,
             log_format: LogFormat::Auto,
             log_filter: "info".to_string(),
             max_body_bytes: limits.max_body_bytes,
@@ -143,6 +147,9 @@ impl Settings {
         };
         env_override("SMECREDIT_DATABASE_URL", &mut s.database_url)?;
         env_override("SMECREDIT_BIND", &mut s.bind)?;
+        if let Ok(bind) = std::env::var("SMECREDIT_METRICS_BIND") {
+            s.metrics_bind = Some(bind).filter(|b| !b.is_empty());
+        }
         env_override("SMECREDIT_LOG_FORMAT", &mut s.log_format)?;
         env_override("SMECREDIT_LOG", &mut s.log_filter)?;
         env_override("SMECREDIT_MAX_BODY_BYTES", &mut s.max_body_bytes)?;

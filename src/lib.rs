@@ -10,6 +10,7 @@ pub mod explain;
 pub mod features;
 pub mod ingest;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod scorecard;
 pub mod scoring;

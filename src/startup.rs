@@ -21,6 +21,8 @@ use utoipa_swagger_ui::SwaggerUi;
 pub struct Application {
     server: Server,
     port: u16,
+    /// The listener serving only `/metrics`, without a key, when `metrics_bind` is set.
+    metrics_server: Option<(Server, u16)>,
     store: Store,
     decisions: DecisionLog,
     shutdown_timeout_secs: u64,
@@ -73,13 +75,19 @@ impl Application {
             keys: Arc::new(KeyRing::new(store.clone(), settings.auth_cache_ttl())),
             rate_limits: Arc::new(RateLimits::new(&settings.rate_limits())),
             idempotency: settings.idempotency(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
+        let metrics_server = match &settings.metrics_bind {
+            Some(bind) => Some(metrics_server(bind, state.clone())?),
+            None => None,
+        };
         let openapi = ApiDoc::openapi();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(api::timeout::limit_duration))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(api::request_id::tag_request))
+                .wrap(from_fn(api::metrics::count_request))
                 .app_data(state.clone())
                 .app_data(api::query_config())
                 .configure(api::configure)
@@ -100,6 +108,7 @@ impl Application {
         Ok(Application {
             server: server.run(),
             port,
+            metrics_server,
             store,
             decisions,
             shutdown_timeout_secs: settings.shutdown_timeout_secs,
@@ -110,6 +119,11 @@ impl Application {
         self.port
     }
 
+    /// The port of the metrics listener, when `metrics_bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -118,7 +132,15 @@ impl Application {
     /// finish (for at most `shutdown_timeout_secs`), waits until the audit log has committed
     /// every decision handed to it, and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            (tokio::spawn(server), handle)
+        });
         let result = self.server.await;
+        if let Some((task, handle)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         tracing::info!(
             within_secs = self.shutdown_timeout_secs,
             "HTTP server stopped; flushing the audit log"
@@ -128,6 +150,26 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
+}
+
+/// A small server of its own for `GET /metrics` without a key: it listens where only the
+/// scraper should reach (`metrics_bind`), stops with the main server, and shares its state, so
+/// it shows the same counters. Its own requests are not counted.
+fn metrics_server(bind: &str, state: web::Data<AppState>) -> anyhow::Result<(Server, u16)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("binding the metrics address {bind}"))?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .service(web::resource("/metrics").route(web::get().to(api::metrics::metrics)))
+            .default_service(web::to(api::not_found))
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .run();
+    Ok((server, port))
 }
 
 /// Resolves on the first SIGTERM or SIGINT: the server then stops gracefully.

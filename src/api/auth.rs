@@ -56,6 +56,15 @@ use Role::{Admin, Lender, Merchant, Platform};
 pub const ROUTES: &[RouteAccess] = &[
     route("GET", "/healthz", Access::Open),
     route("GET", "/readyz", Access::Open),
+    RouteAccess {
+        method: "GET",
+        path: "/metrics",
+        access: Access::Roles(&[Admin]),
+        note: Some(
+            "Without a key on the separate metrics address (`metrics_bind`, `SMECREDIT_METRICS_BIND`) when one is set; \
+             that address is meant for the scraper's network only.",
+        ),
+    },
     route("POST", "/v1/merchants", Access::Roles(&[Platform])),
     route(
         "GET",

@@ -11,6 +11,7 @@ pub mod idempotency;
 mod keys;
 mod loans;
 mod merchants;
+pub mod metrics;
 mod models;
 mod payments;
 pub mod rate_limit;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub keys: std::sync::Arc<crate::keys::KeyRing>,
     pub rate_limits: std::sync::Arc<rate_limit::RateLimits>,
     pub idempotency: idempotency::IdempotencyOptions,
+    /// What `/metrics` shows.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Registers every route of the API, each protected route behind the key check its entry in
@@ -81,6 +84,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use auth::require;
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(
+            web::resource("/metrics").route(
+                web::get()
+                    .to(metrics::metrics)
+                    .wrap(require("GET", "/metrics")),
+            ),
+        )
         .service(
             web::resource("/v1/merchants").route(
                 web::post()
@@ -341,6 +351,7 @@ of another role (or another merchant), 429 with `Retry-After` when the key's rat
     paths(
         health::healthz,
         health::readyz,
+        metrics::metrics,
         merchants::upsert,
         merchants::get,
         payments::ingest,
@@ -370,7 +381,7 @@ of another role (or another merchant), 429 with `Retry-After` when the key's rat
         (name = "models", description = "Model artifacts: list, verify and switch without a restart"),
         (name = "loans", description = "Loans and their outcomes: the labels for retraining"),
         (name = "keys", description = "API keys and their roles, for admins"),
-        (name = "operations", description = "Liveness and readiness"),
+        (name = "operations", description = "Liveness, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -4,7 +4,7 @@ use super::{ApiError, AppState, CommonErrors, FieldError, Problem, read_json};
 use crate::domain::{Channel, Currency, Money, MoneyJson, Payment, PaymentKind};
 use crate::ingest::{PaymentField, RawPayment, parse_timestamp, validate_payment};
 use crate::store::{Cursor, NewPayment, OnConflict, PaymentQuery};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -187,8 +187,27 @@ pub async fn ingest(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = merchant_id_from_path(&path)?;
-    let batch: PaymentBatch = read_json(&req, body, state.limits.max_body_bytes).await?;
+    let result = store_batch(&req, &path, body, &state).await;
+    match &result {
+        Ok(stored) => state
+            .metrics
+            .observe_batch_stored(stored.accepted, stored.duplicates),
+        // Refused for what it holds or names (unreadable, invalid, conflicting, no such
+        // merchant); a 5xx is our failure, not the batch's.
+        Err(e) if e.status_code().is_client_error() => state.metrics.observe_batch_rejected(),
+        Err(_) => {}
+    }
+    result.map(|stored| HttpResponse::Ok().json(stored))
+}
+
+async fn store_batch(
+    req: &HttpRequest,
+    path: &str,
+    body: web::Payload,
+    state: &web::Data<AppState>,
+) -> Result<BatchResult, ApiError> {
+    let id = merchant_id_from_path(path)?;
+    let batch: PaymentBatch = read_json(req, body, state.limits.max_body_bytes).await?;
     let n = batch.payments.len();
     if n == 0 {
         return Err(ApiError::invalid_field(
@@ -205,7 +224,7 @@ pub async fn ingest(
             ),
         ));
     }
-    let merchant = find_merchant(&state, &id).await?;
+    let merchant = find_merchant(state, &id).await?;
     let payments = validate_payments(&batch.payments, merchant.merchant.currency, "stored")?;
     let rows: Vec<NewPayment<'_>> = payments
         .iter()
@@ -250,10 +269,10 @@ pub async fn ingest(
         duplicates = outcome.duplicates,
         "payments stored"
     );
-    Ok(HttpResponse::Ok().json(BatchResult {
+    Ok(BatchResult {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates,
-    }))
+    })
 }
 
 /// A merchant's payments in time order, paged by cursor.

@@ -361,6 +361,9 @@ pub async fn score(
         })
         .await?;
     tracing::info!(decision = decision.decision.as_str(), grade = %decision.grade, model = %model.version, "decision made");
+    state
+        .metrics
+        .observe_decision(decision.decision.as_str(), &decision.grade.to_string());
     Ok(HttpResponse::Ok().json(decision))
 }
 

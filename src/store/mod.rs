@@ -373,6 +373,29 @@ impl Store {
         Ok(store)
     }
 
+    /// Each pool's connections in use, idle and at most, for `/metrics`.
+    pub fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage> {
+        fn usage<DB: sqlx::Database>(
+            pool: &'static str,
+            p: &sqlx::Pool<DB>,
+        ) -> crate::metrics::PoolUsage {
+            let size = p.size();
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
+            crate::metrics::PoolUsage {
+                pool,
+                in_use: size - idle,
+                idle,
+                max: p.options().get_max_connections(),
+            }
+        }
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                vec![usage("writer", writer), usage("reader", reader)]
+            }
+            Backend::Postgres(pool) => vec![usage("main", pool)],
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {

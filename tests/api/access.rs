@@ -99,6 +99,12 @@ fn cases(decision_id: &str, model: &str, spare_key: &str) -> Vec<Case> {
         c(get.clone(), "/readyz", None, open),
         c(get.clone(), "/openapi.json", None, open),
         c(get.clone(), "/docs/", None, open),
+        c(
+            get.clone(),
+            "/metrics",
+            None,
+            row([403, 403, 403, 403, 403, 200]),
+        ),
         //                                                    platform lender other-l own-m other-m admin
         c(
             post.clone(),
