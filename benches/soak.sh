@@ -27,7 +27,11 @@ SMECREDIT_DATABASE_URL="sqlite://$work/soak.db" SMECREDIT_BIND="127.0.0.1:$port"
   SMECREDIT_RATE_LIMIT_LENDER_PER_SECOND=0 SMECREDIT_RATE_LIMIT_PLATFORM_PER_SECOND=0 \
   "$bin" serve --demo >"$work/keys.out" 2>"$work/serve.log" &
 server=$!
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+# the listener answers before the demo is seeded and its keys printed: wait for both
+for _ in $(seq 1 300); do
+  curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && grep -q '^export MERCHANT_KEY=' "$work/keys.out" && break
+  sleep 0.2
+done
 key() { sed -n "s/^export $1_KEY=\(smk_[0-9a-f]*\).*/\1/p" "$work/keys.out"; }
 platform=$(key PLATFORM)
 lender=$(key LENDER)
