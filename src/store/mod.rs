@@ -24,7 +24,7 @@ use crate::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
     PaymentKind, RegionCode, RegionType,
 };
-use crate::features::{History, PaymentFact, payer_key, utc_day};
+use crate::features::{History, PaymentFact, utc_day};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Row, SqlSafeStr};
@@ -699,35 +699,21 @@ impl Store {
         before: DateTime<Utc>,
     ) -> Result<Vec<PaymentFact>, StoreError> {
         let before = before.timestamp_micros();
-        let pool = match &self.backend {
+        match &self.backend {
             Backend::Sqlite { reader, .. } => {
-                return sqlite::payment_facts(reader, merchant_key, before).await;
+                sqlite::facts_between(
+                    &mut *reader.acquire().await?,
+                    merchant_key,
+                    i64::MIN,
+                    before,
+                )
+                .await
             }
-            Backend::Postgres(pool) => pool,
-        };
-        let bad =
-            |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
-        sqlx::query(
-            "SELECT occurred_at, amount_minor, kind, channel, payer_ref FROM payments
-             WHERE merchant = $1 AND occurred_at < $2",
-        )
-        .bind(merchant_key)
-        .bind(before)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(PaymentFact {
-                at_micros: row.try_get("occurred_at")?,
-                amount_minor: row.try_get("amount_minor")?,
-                kind: PaymentKind::parse(row.try_get::<&str, _>("kind")?)
-                    .map_err(|e| bad("kind", e))?,
-                channel: Channel::parse(row.try_get::<&str, _>("channel")?)
-                    .map_err(|e| bad("channel", e))?,
-                payer: payer_key(row.try_get::<&str, _>("payer_ref")?),
-            })
-        })
-        .collect()
+            Backend::Postgres(pool) => {
+                postgres::facts_between(&mut *pool.acquire().await?, merchant_key, i64::MIN, before)
+                    .await
+            }
+        }
     }
 
     /// What the features of a merchant as of `as_of` are computed from. As of a midnight (UTC),
@@ -743,13 +729,21 @@ impl Store {
             let facts = self.payment_facts(merchant_key, as_of).await?;
             return Ok(History::from_facts(&facts, as_of));
         };
-        let summaries = match &self.backend {
-            Backend::Sqlite { reader, .. } => {
-                sqlite::payment_days(reader, merchant_key, &window).await?
-            }
-            Backend::Postgres(pool) => postgres::payment_days(pool, merchant_key, &window).await?,
+        let sql = match &self.backend {
+            Backend::Sqlite { .. } => sqlite::history_sql(),
+            Backend::Postgres(_) => postgres::history_sql(),
         };
-        History::from_days(&summaries, as_of)
+        let packed = with_reader!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(window.payers_from)
+                .bind(merchant_key)
+                .bind(window.window_from)
+                .bind(window.to)
+                .fetch_one(pool)
+                .await?;
+            days::PackedDays::from_row(&row)?
+        });
+        History::from_days(&packed.into_summaries()?, as_of)
             .ok_or_else(|| StoreError::corrupt("a midnight was not a midnight"))
     }
 

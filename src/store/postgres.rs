@@ -1,6 +1,6 @@
 //! PostgreSQL: for production and for several replicas behind a load balancer.
 
-use super::days::{self, DayPlan, DayWindow, PackedDays};
+use super::days::{self, DayPlan};
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
@@ -236,25 +236,13 @@ pub(super) fn merchant_history_sql() -> &'static str {
     })
 }
 
-/// The day summaries [`crate::features::History::from_days`] needs, in one row.
-pub(super) async fn payment_days(
-    pool: &PgPool,
-    merchant_key: i64,
-    w: &DayWindow,
-) -> Result<Vec<DaySummary>, StoreError> {
+/// The day read of one merchant key ($2), days $3..$4, in one row.
+pub(super) fn history_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
+    SQL.get_or_init(|| {
         format!(
             "SELECT {} FROM payment_days WHERE merchant = $2 AND day >= $3 AND day < $4",
             day_columns("$2")
         )
-    });
-    let row = sqlx::query(AssertSqlSafe(sql.as_str()))
-        .bind(w.payers_from)
-        .bind(merchant_key)
-        .bind(w.window_from)
-        .bind(w.to)
-        .fetch_one(pool)
-        .await?;
-    PackedDays::from_row(&row)?.into_summaries()
+    })
 }

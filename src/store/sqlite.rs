@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. A file created on first start, in WAL mode so readers never
 //! wait for the writer.
 
-use super::days::{self, DayPlan, DayWindow, PackedDays};
+use super::days::{self, DayPlan};
 use super::{
     NewPayment, OnConflict, StoreError, StoreOptions, classify_batch, stored_content_from_row,
 };
@@ -144,31 +144,6 @@ pub(super) async fn insert_payments(
     Ok(outcome)
 }
 
-/// A merchant's payments before `before` as feature facts, in one row. sqlx hands each SQLite
-/// row from its worker thread to the caller through a channel; for a year of history (11,000
-/// rows) that hand-off, not SQLite, took 100 ms. Packed by `group_concat` into one text value
-/// (payer references hold no whitespace, so a newline ends a record), the read takes a few
-/// milliseconds. `+occurred_at` keeps SQLite on the clustered primary key instead of a look-up
-/// per row through the time index.
-pub(super) async fn payment_facts(
-    pool: &SqlitePool,
-    merchant_key: i64,
-    before_micros: i64,
-) -> Result<Vec<PaymentFact>, StoreError> {
-    let packed: Option<String> = sqlx::query_scalar(
-        "SELECT group_concat(occurred_at || ',' || amount_minor || ',' || kind || ',' || channel || ',' || payer_ref, char(10))
-         FROM payments WHERE merchant = ? AND +occurred_at < ?",
-    )
-    .bind(merchant_key)
-    .bind(before_micros)
-    .fetch_one(pool)
-    .await?;
-    let Some(packed) = packed else {
-        return Ok(Vec::new());
-    };
-    packed.split('\n').map(parse_fact).collect()
-}
-
 fn parse_fact(line: &str) -> Result<PaymentFact, StoreError> {
     let bad = || StoreError::corrupt(format!("packed payment {line:?}"));
     let mut fields = line.splitn(5, ',');
@@ -262,8 +237,13 @@ fn bind_day<'q>(
         .bind(days::encode_payers(&s.sale_payers))
 }
 
-/// The stored facts of a merchant in `[from, to)` (microseconds), inside a transaction.
-async fn facts_between(
+/// The stored facts of a merchant in `[from, to)` (microseconds), in one row: sqlx hands each
+/// SQLite row from its worker thread to the caller through a channel (for a year of history,
+/// 11,000 rows, that hand-off took 100 ms), so they are packed by `group_concat` into one text
+/// value: a newline ends a record (payer references hold no whitespace), and the payer reference
+/// is the last field, so commas in it do no harm. `+occurred_at` keeps SQLite on the clustered
+/// primary key instead of a look-up per row through the time index.
+pub(super) async fn facts_between(
     conn: &mut sqlx::SqliteConnection,
     merchant_key: i64,
     from: i64,
@@ -314,25 +294,13 @@ pub(super) fn merchant_history_sql() -> &'static str {
     })
 }
 
-/// The day summaries [`crate::features::History::from_days`] needs, in one row.
-pub(super) async fn payment_days(
-    pool: &SqlitePool,
-    merchant_key: i64,
-    w: &DayWindow,
-) -> Result<Vec<DaySummary>, StoreError> {
+/// The day read of one merchant key (?2), days ?3..?4, in one row.
+pub(super) fn history_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
+    SQL.get_or_init(|| {
         format!(
             "SELECT {} FROM payment_days WHERE merchant = ?2 AND day >= ?3 AND day < ?4",
             day_columns("?2")
         )
-    });
-    let row = sqlx::query(AssertSqlSafe(sql.as_str()))
-        .bind(w.payers_from)
-        .bind(merchant_key)
-        .bind(w.window_from)
-        .bind(w.to)
-        .fetch_one(pool)
-        .await?;
-    PackedDays::from_row(&row)?.into_summaries()
+    })
 }
