@@ -357,7 +357,7 @@ pub async fn score(
             caller: record.caller.clone(),
             request_id,
             created_at: decision.created_at,
-            record: serde_json::to_value(&record).map_err(|e| ApiError::Internal(e.into()))?,
+            record: serde_json::to_string(&record).map_err(|e| ApiError::Internal(e.into()))?,
         })
         .await?;
     tracing::info!(decision = decision.decision.as_str(), grade = %decision.grade, model = %model.version, "decision made");
@@ -392,7 +392,7 @@ pub async fn decision(
     if caller.role != Role::Admin && !made_by(&state, &row.caller, &caller).await? {
         return Err(not_found());
     }
-    let record: AuditRecord = serde_json::from_value(row.record).map_err(|e| {
+    let record: AuditRecord = serde_json::from_str(&row.record).map_err(|e| {
         ApiError::Internal(anyhow::Error::new(e).context("reading an audit record"))
     })?;
     Ok(HttpResponse::Ok().json(record))

@@ -18,8 +18,8 @@ pub struct DecisionRow {
     pub caller: String,
     pub request_id: String,
     pub created_at: DateTime<Utc>,
-    /// The full decision with its inputs, as JSON.
-    pub record: serde_json::Value,
+    /// The full decision with its inputs, as JSON text (serialized once, stored as is).
+    pub record: String,
 }
 
 impl Store {
@@ -28,17 +28,43 @@ impl Store {
         self.insert_decisions(std::slice::from_ref(d)).await
     }
 
-    /// Appends decisions to the audit log in one transaction; committed before this returns.
+    /// Appends decisions to the audit log in one statement, and so in one transaction;
+    /// committed before this returns. One statement rather than one per decision: each statement
+    /// is a round trip to SQLite's connection thread (two thread switches), which cost more than
+    /// SQLite's work when the audit log commits a group of decisions under load.
     pub async fn insert_decisions(&self, rows: &[DecisionRow]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        // Most rows per statement: 9 parameters each, inside both databases' limits.
+        const ROWS_PER_STATEMENT: usize = 1_000;
+        if rows.len() > ROWS_PER_STATEMENT {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "at most {ROWS_PER_STATEMENT} decisions per append, got {}",
+                rows.len()
+            )));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let numbered = matches!(self.backend, Backend::Postgres(_));
+        let mut sql = String::from(
+            "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record) VALUES ",
+        );
+        for i in 0..rows.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            if numbered {
+                let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
+                sql.push_str(&format!("({})", p.join(",")));
+            } else {
+                // anonymous parameters: sqlx looks numbered ones up by name, O(n²) in SQLite
+                sql.push_str("(?,?,?,?,?,?,?,?,?)");
+            }
+        }
         macro_rules! run {
             ($pool:expr) => {{
-                let mut tx = $pool.begin().await?;
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for d in rows {
-                    let record = serde_json::to_string(&d.record)
-                        .map_err(|e| StoreError::Other(e.into()))?;
-                    sqlx::query(sql)
+                    q = q
                         .bind(&d.decision_id)
                         .bind(d.merchant_key)
                         .bind(&d.model_version)
@@ -47,15 +73,13 @@ impl Store {
                         .bind(&d.caller)
                         .bind(&d.request_id)
                         .bind(d.created_at.timestamp_micros())
-                        .bind(record)
-                        .execute(&mut *tx)
-                        .await?;
+                        .bind(&d.record);
                 }
-                tx.commit().await?;
+                q.execute($pool).await?;
             }};
         }
         match &self.backend {
-            Backend::Sqlite { writer, .. } => run!(writer),
+            Backend::Sqlite { audit, .. } => run!(audit),
             Backend::Postgres(pool) => run!(pool),
         };
         Ok(())
@@ -72,22 +96,17 @@ impl Store {
                     .await?
                 {
                     None => None,
-                    Some(row) => {
-                        let record: String = row.try_get("record")?;
-                        Some(DecisionRow {
-                            decision_id: row.try_get("decision_id")?,
-                            merchant_key: row.try_get("merchant")?,
-                            model_version: row.try_get("model_version")?,
-                            policy_version: row.try_get("policy_version")?,
-                            decision: row.try_get("decision")?,
-                            caller: row.try_get("caller")?,
-                            request_id: row.try_get("request_id")?,
-                            created_at: micros_to_time(row.try_get("created_at")?)?,
-                            record: serde_json::from_str(&record).map_err(|e| {
-                                StoreError::corrupt(format!("decision record: {e}"))
-                            })?,
-                        })
-                    }
+                    Some(row) => Some(DecisionRow {
+                        decision_id: row.try_get("decision_id")?,
+                        merchant_key: row.try_get("merchant")?,
+                        model_version: row.try_get("model_version")?,
+                        policy_version: row.try_get("policy_version")?,
+                        decision: row.try_get("decision")?,
+                        caller: row.try_get("caller")?,
+                        request_id: row.try_get("request_id")?,
+                        created_at: micros_to_time(row.try_get("created_at")?)?,
+                        record: row.try_get("record")?,
+                    }),
                 }
             };
         }
@@ -159,7 +178,7 @@ mod tests {
             caller: "test".into(),
             request_id: "r-1".into(),
             created_at: DateTime::from_timestamp_micros(1_780_000_000_123_456).unwrap(),
-            record: serde_json::json!({"score": 612.5, "limit": {"amount": "4500.00", "currency": "CNY"}}),
+            record: r#"{"score":612.5,"limit":{"amount":"4500.00","currency":"CNY"}}"#.into(),
         };
         store.insert_decision(&row).await.unwrap();
         assert_eq!(store.decision("d-1").await.unwrap(), Some(row.clone()));
@@ -167,6 +186,23 @@ mod tests {
             store.insert_decision(&row).await.is_err(),
             "decisions are append-only"
         );
+        // A group is one statement: all of it or nothing.
+        let named = |id: &str| DecisionRow {
+            decision_id: id.into(),
+            ..row.clone()
+        };
+        assert!(
+            store
+                .insert_decisions(&[named("d-2"), named("d-3"), row.clone()])
+                .await
+                .is_err()
+        );
+        assert_eq!(store.decision("d-2").await.unwrap(), None);
+        store
+            .insert_decisions(&[named("d-2"), named("d-3")])
+            .await
+            .unwrap();
+        assert_eq!(store.decision("d-3").await.unwrap(), Some(named("d-3")));
         assert_eq!(store.setting("active_model").await.unwrap(), None);
         store.set_setting("active_model", "sc-1").await.unwrap();
         store.set_setting("active_model", "sc-2").await.unwrap();

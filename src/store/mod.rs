@@ -19,6 +19,7 @@ pub use error::StoreError;
 pub use idempotency::{Claim, IdempotencyRecord, KeyClaim, StoredResponse};
 pub use keys::StoredKey;
 pub use loans::{LoanWrite, NewLoan, OutcomeWrite, RecordedOutcome, StoredLoan};
+pub use sqlite::audit_file as sqlite_audit_file;
 
 use crate::domain::{
     Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
@@ -66,6 +67,9 @@ enum Backend {
     Sqlite {
         writer: sqlx::SqlitePool,
         reader: sqlx::SqlitePool,
+        /// The one writer of the audit log's own file (see migration 7), so that decisions are
+        /// committed beside payment batches instead of after them.
+        audit: sqlx::SqlitePool,
     },
     Postgres(sqlx::PgPool),
 }
@@ -235,6 +239,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_idempotency_keys.sql"),
         include_str!("../../migrations/postgres/0006_idempotency_keys.sql"),
     ),
+    (
+        7,
+        "audit log in its own file (SQLite)",
+        include_str!("../../migrations/sqlite/0007_audit_file.sql"),
+        include_str!("../../migrations/postgres/0007_audit_file.sql"),
+    ),
 ];
 
 /// The setting that records that `payment_days` holds every stored payment (written once, after
@@ -359,9 +369,17 @@ impl Store {
                     backend: Backend::Postgres(postgres::connect(options).await?),
                 }
             } else if options.url.starts_with("sqlite:") {
-                let (writer, reader) = sqlite::connect(options).await?;
+                let sqlite::Pools {
+                    writer,
+                    reader,
+                    audit,
+                } = sqlite::connect(options).await?;
                 Store {
-                    backend: Backend::Sqlite { writer, reader },
+                    backend: Backend::Sqlite {
+                        writer,
+                        reader,
+                        audit,
+                    },
                 }
             } else {
                 return Err(StoreError::Config(format!(
@@ -389,9 +407,15 @@ impl Store {
             }
         }
         match &self.backend {
-            Backend::Sqlite { writer, reader } => {
-                vec![usage("writer", writer), usage("reader", reader)]
-            }
+            Backend::Sqlite {
+                writer,
+                reader,
+                audit,
+            } => vec![
+                usage("writer", writer),
+                usage("reader", reader),
+                usage("audit", audit),
+            ],
             Backend::Postgres(pool) => vec![usage("main", pool)],
         }
     }
@@ -481,9 +505,14 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { writer, reader } => {
+            Backend::Sqlite {
+                writer,
+                reader,
+                audit,
+            } => {
                 reader.close().await;
                 writer.close().await;
+                audit.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
@@ -845,6 +874,7 @@ fn classify_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
@@ -855,5 +885,120 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("nonsense"), None);
         assert_eq!(Cursor::decode("12:bad id"), None);
+    }
+
+    #[test]
+    fn the_audit_log_file_sits_beside_the_database() {
+        use std::path::Path;
+        assert_eq!(
+            sqlite_audit_file(Path::new("/var/lib/smecredit.db")),
+            Path::new("/var/lib/smecredit-audit.db")
+        );
+        assert_eq!(
+            sqlite_audit_file(Path::new("data")),
+            Path::new("data-audit")
+        );
+    }
+
+    fn decision_row(id: &str) -> DecisionRow {
+        DecisionRow {
+            decision_id: id.into(),
+            merchant_key: None,
+            model_version: "sc-1".into(),
+            policy_version: "p-1".into(),
+            decision: "approve".into(),
+            caller: "test".into(),
+            request_id: "r-1".into(),
+            created_at: DateTime::from_timestamp_micros(1_780_000_000_000_000).unwrap(),
+            record: "{}".into(),
+        }
+    }
+
+    async fn data_version(c: &mut sqlx::SqliteConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(c)
+            .await
+            .unwrap()
+    }
+
+    /// The point of the audit log's own file: appending decisions commits nothing to the main
+    /// file, so readers keep their page cache and memory map (SQLite resets both whenever
+    /// another connection has committed to the file they read).
+    #[tokio::test]
+    async fn decisions_commit_to_the_audit_file_and_leave_the_main_file_unchanged() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        let mut observer = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let before = data_version(&mut observer).await;
+        store.insert_decision(&decision_row("d-1")).await.unwrap();
+        assert_eq!(
+            data_version(&mut observer).await,
+            before,
+            "main file changed"
+        );
+        store.set_setting("probe", "1").await.unwrap();
+        assert_ne!(
+            data_version(&mut observer).await,
+            before,
+            "the probe itself must see a commit to the main file"
+        );
+        assert!(sqlite_audit_file(&path).exists());
+        assert_eq!(
+            store.decision("d-1").await.unwrap(),
+            Some(decision_row("d-1"))
+        );
+    }
+
+    /// A database from before migration 7 keeps its decisions: they move to the audit file.
+    #[tokio::test]
+    async fn migration_7_moves_existing_decisions_to_the_audit_file() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let mut old = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let first_six = Migrator::with_migrations(
+            MIGRATIONS[..6]
+                .iter()
+                .map(|m| {
+                    Migration::new(
+                        m.0,
+                        m.1.into(),
+                        MigrationType::Simple,
+                        m.2.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
+        first_six.run(&mut old).await.unwrap();
+        sqlx::query(
+            "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record)
+             VALUES ('d-old', NULL, 'sc-1', 'p-1', 'approve', 'test', 'r-1', 1780000000000000, '{}')",
+        )
+        .execute(&mut old)
+        .await
+        .unwrap();
+        old.close().await.unwrap();
+
+        let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        assert_eq!(
+            store.decision("d-old").await.unwrap(),
+            Some(decision_row("d-old"))
+        );
+        let mut main_only = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'decisions'")
+                .fetch_one(&mut main_only)
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "the main file still holds a decisions table");
     }
 }

@@ -12,10 +12,34 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-pub(super) async fn connect(o: &StoreOptions) -> Result<(SqlitePool, SqlitePool), StoreError> {
+/// The file of the audit log, next to the database: `smecredit.db` → `smecredit-audit.db`
+/// (`data` → `data-audit`). It is attached as `audit` on every connection (migration 7).
+pub fn audit_file(database: &Path) -> PathBuf {
+    let stem = database
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match database.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    database.with_file_name(name)
+}
+
+/// The pools of a SQLite store: the one writer of the main file, the readers, and the one
+/// writer of the audit log's file. Each connection opens the main file and attaches the audit
+/// file as `audit`, so a statement may name a table of either.
+pub(super) struct Pools {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+    pub audit: SqlitePool,
+}
+
+pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
     let options = SqliteConnectOptions::from_str(&o.url)
         .map_err(|e| StoreError::Config(format!("{}: {e}", o.url)))?
         .create_if_missing(true)
@@ -30,17 +54,48 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<(SqlitePool, SqlitePool)
         // Read pages straight from the OS page cache instead of copying each one in with a
         // read() call: under scoring load the copies were a fifth of the service's time.
         .pragma("mmap_size", "1073741824");
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(o.acquire_timeout)
+    let audit = audit_file(options.get_filename())
+        .to_string_lossy()
+        .into_owned();
+    let synchronous = if o.sqlite_synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    let pool = |max: u32| {
+        let audit = audit.clone();
+        SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(o.acquire_timeout)
+            .after_connect(move |conn, _| {
+                let audit = audit.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE ? AS audit")
+                        .bind(audit)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA audit.journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(AssertSqlSafe(format!(
+                        "PRAGMA audit.synchronous = {synchronous}"
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+    };
+    let writer = pool(1).connect_with(options.clone()).await?;
+    let reader = pool(o.max_connections.max(1))
         .connect_with(options.clone())
         .await?;
-    let reader = SqlitePoolOptions::new()
-        .max_connections(o.max_connections.max(1))
-        .acquire_timeout(o.acquire_timeout)
-        .connect_with(options)
-        .await?;
-    Ok((writer, reader))
+    let audit = pool(1).connect_with(options).await?;
+    Ok(Pools {
+        writer,
+        reader,
+        audit,
+    })
 }
 
 /// Rows per INSERT statement: 7 parameters each, well inside SQLite's limit of 32,766.

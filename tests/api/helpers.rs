@@ -334,6 +334,14 @@ impl TestApp {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         if self.db.url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(&self.db.url).await.unwrap();
+            // the audit log (`decisions`) lives in a file of its own
+            let db = self.db.url.trim_start_matches("sqlite://");
+            let audit = smecredit::store::sqlite_audit_file(std::path::Path::new(db));
+            sqlx::query("ATTACH DATABASE ? AS audit")
+                .bind(audit.to_string_lossy().into_owned())
+                .execute(&mut conn)
+                .await
+                .unwrap();
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(&mut conn)
                 .await

@@ -72,10 +72,6 @@ async fn writes_to_a_locked_sqlite_file_are_503_with_retry_after_until_the_lock_
     for (path, body) in [
         ("/v1/merchants", merchant_json("m-2")),
         (
-            "/v1/scores",
-            json!({"merchant_id": "m-1", "as_of": "2026-11-20"}),
-        ),
-        (
             "/v1/loans",
             json!({"loan_id": "L-1", "merchant_id": "m-1", "disbursed_on": "2026-05-01",
                 "principal": {"amount": "5000.00", "currency": "CNY"}, "term_days": 90}),
@@ -86,8 +82,13 @@ async fn writes_to_a_locked_sqlite_file_are_503_with_retry_after_until_the_lock_
         let (status, body) = problem(res).await;
         assert_eq!(status, 503, "{path}: {body}");
     }
-    // Reads do not need the write lock.
+    // Reads do not need the write lock, and a decision is written to the audit log's own file.
     assert_eq!(app.get("/v1/merchants/m-1").await.status().as_u16(), 200);
+    let score = json!({"merchant_id": "m-1", "as_of": "2026-11-20"});
+    assert_eq!(
+        app.post_json("/v1/scores", &score).await.status().as_u16(),
+        200
+    );
 
     tokio::task::spawn_blocking(move || locker.release())
         .await
@@ -98,11 +99,25 @@ async fn writes_to_a_locked_sqlite_file_are_503_with_retry_after_until_the_lock_
         res.json::<serde_json::Value>().await.unwrap(),
         json!({"accepted": 1, "duplicates": 0})
     );
-    let res = app
-        .post_json(
-            "/v1/scores",
-            &json!({"merchant_id": "m-1", "as_of": "2026-11-20"}),
-        )
-        .await;
-    assert_eq!(res.status().as_u16(), 200);
+
+    // The audit log's file locked: a decision cannot be committed, so it is not answered.
+    let audit =
+        smecredit::store::sqlite_audit_file(app.db.url.trim_start_matches("sqlite://").as_ref());
+    let locker = tokio::task::spawn_blocking(move || Locker::lock(&audit))
+        .await
+        .unwrap()
+        .expect("python3 locked the main file above");
+    let res = app.post_json("/v1/scores", &score).await;
+    assert_eq!(res.headers()["retry-after"], "5");
+    let (status, body) = problem(res).await;
+    assert_eq!(status, 503, "{body}");
+    let more = vec![payment_json("p-2", "2026-06-19T09:00:00Z", "7.00")];
+    assert_eq!(app.post_payments("m-1", more).await.status().as_u16(), 200);
+    tokio::task::spawn_blocking(move || locker.release())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.post_json("/v1/scores", &score).await.status().as_u16(),
+        200
+    );
 }
