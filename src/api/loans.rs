@@ -29,7 +29,25 @@ pub struct LoanInput {
     pub principal: MoneyJson,
     /// 1 to 3650.
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(deserialize_with = "whole_number")]
     pub term_days: i64,
+}
+
+/// A JSON integer, also when written with a zero fraction (`90.0`): JSON does not tell the two
+/// apart, JSON Schema's `integer` admits both, and a client's serializer may send either.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // Within ±2^53 every whole f64 is exactly that integer.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Other(&n.to_string()),
+            &"a whole number",
+        )),
+    }
 }
 
 /// What became of a loan.
