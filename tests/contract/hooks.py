@@ -5,10 +5,10 @@ security requirement in the spec (written from `api::auth::ROUTES`), so the fuzz
 authentication and exercises the handlers; the `ignored_auth` check separately sends requests
 without a key or with a wrong one and expects 401.
 
-Generated path ids rarely exist, so half of the well-formed ones are swapped for ids the demo
-population holds (merchants m000000 to m000039, the demo merchant key's m000001, its loans,
-decisions made before the run, the run's keys, the model): without that, almost every answer would be a 404 and the 200 bodies would go unchecked
-against their schemas.
+Generated path ids rarely exist, so half of the well-formed ones are swapped for ids the service
+holds (merchants m000000 to m000039, the demo merchant key's m000001, its loans, decisions made
+before the run, the run's keys, the models): without that, almost every answer would be a 404
+and the 200 bodies would go unchecked against their schemas.
 
 The keys the run uses must survive it: a revocation aimed at one of them (the stateful phase
 can take key ids from `GET /v1/keys`) is sent to a key issued for that purpose instead.
