@@ -122,7 +122,7 @@ fn candidates(
 /// Chinese (`Accept-Language`; English otherwise, with `Content-Language` saying which).
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}/eligibility", tag = "merchants",
     params(
-        ("merchant_id" = String, Path, description = "The platform's merchant id"),
+        ("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$"),
         ("Accept-Language" = Option<String>, Header, description = "`en` or `zh-CN`; anything else is answered in English"),
         AsOfQuery,
     ),

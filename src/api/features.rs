@@ -78,7 +78,7 @@ pub async fn catalog() -> HttpResponse {
 /// Point in time: only payments strictly before `as_of` are read. A feature that cannot be
 /// computed is `null`, never a silent 0.
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}/features", tag = "features",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id"), AsOfQuery),
+    params(("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$"), AsOfQuery),
     responses(
         (status = 200, description = "The features", body = MerchantFeatures),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),

@@ -78,6 +78,7 @@ pub struct IdempotencyKeyHeader {
         rename = "Idempotency-Key",
         value_type = String,
         required = false,
+        pattern = r"^[!-~]{1,255}$",
         example = "3f1c2a9e-7b4d-4e8a-9c55-0d2e6b1f8a47"
     )]
     pub idempotency_key: Option<String>,

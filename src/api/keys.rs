@@ -63,7 +63,7 @@ fn issued(new: keys::NewKey) -> HttpResponse {
 }
 
 /// Every API key, without secrets.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "list_keys",
     responses((status = 200, description = "The keys", body = KeyList), CommonErrors))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let keys = keys::list(&state.store).await?;
@@ -71,11 +71,13 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 /// Issue a new API key; the answer holds the key, which is never shown again.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "create_key",
     request_body = NewKeyRequest,
     responses(
         (status = 201, description = "Issued", body = IssuedKey),
         (status = 400, description = "The body cannot be read (an unknown role, an unknown field)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A merchant key without its merchant, or another key with one; a bad name", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
     ))]

@@ -17,7 +17,9 @@ use utoipa::ToSchema;
     "principal": {"amount": "5000.00", "currency": "CNY"}, "term_days": 90}))]
 pub struct LoanInput {
     /// Unique across the service; 1–64 characters: ASCII letters, digits, `.`, `_`, `:`, `-`.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub loan_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub merchant_id: String,
     /// `YYYY-MM-DD`, not in the future.
     #[schema(value_type = String, format = Date)]
@@ -26,7 +28,26 @@ pub struct LoanInput {
     #[schema(value_type = Money)]
     pub principal: MoneyJson,
     /// 1 to 3650.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(deserialize_with = "whole_number")]
     pub term_days: i64,
+}
+
+/// A JSON integer, also when written with a zero fraction (`90.0`): JSON does not tell the two
+/// apart, JSON Schema's `integer` admits both, and a client's serializer may send either.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        // Within ±2^53 every whole f64 is exactly that integer.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Other(&n.to_string()),
+            &"a whole number",
+        )),
+    }
 }
 
 /// What became of a loan.
@@ -108,7 +129,7 @@ async fn find_loan(state: &AppState, raw: &str) -> Result<StoredLoan, ApiError> 
 ///
 /// Sending the same loan again changes nothing (200); the same loan id with other terms is a
 /// conflict (409).
-#[utoipa::path(post, path = "/v1/loans", tag = "loans",
+#[utoipa::path(post, path = "/v1/loans", tag = "loans", operation_id = "create_loan",
     params(IdempotencyKeyHeader),
     request_body = LoanInput,
     responses(
@@ -204,8 +225,8 @@ pub async fn create(
 }
 
 /// A loan and its outcome.
-#[utoipa::path(get, path = "/v1/loans/{loan_id}", tag = "loans",
-    params(("loan_id" = String, Path, description = "The loan id")),
+#[utoipa::path(get, path = "/v1/loans/{loan_id}", tag = "loans", operation_id = "get_loan",
+    params(("loan_id" = String, Path, description = "The loan id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The loan", body = LoanView),
         (status = 404, description = "No such loan", body = Problem, content_type = "application/problem+json"),
@@ -224,13 +245,14 @@ pub async fn get(
 /// Recording the same outcome again changes nothing; a default may later be written off (same
 /// date). Any other change is a conflict (409).
 #[utoipa::path(post, path = "/v1/loans/{loan_id}/outcome", tag = "loans",
-    params(("loan_id" = String, Path, description = "The loan id")),
+    params(("loan_id" = String, Path, description = "The loan id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     request_body = OutcomeInput,
     responses(
         (status = 200, description = "Recorded", body = LoanView),
         (status = 400, description = "The body cannot be read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such loan", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Another outcome is recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The outcome is invalid (e.g. dated before the disbursement)", body = Problem, content_type = "application/problem+json"),
         CommonErrors,
@@ -265,7 +287,7 @@ pub async fn record_outcome(
 
 /// A merchant's loans, oldest first.
 #[utoipa::path(get, path = "/v1/merchants/{merchant_id}/loans", tag = "loans",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id")),
+    params(("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The loans", body = LoanList),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),

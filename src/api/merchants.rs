@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 }))]
 pub struct MerchantInput {
     /// 1–64 characters: ASCII letters, digits, `.`, `_`, `:`, `-`.
-    #[schema(example = "m-0001")]
+    #[schema(example = "m-0001", pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub merchant_id: String,
     /// Display name, any script, 1–200 characters.
     pub name: String,
@@ -196,8 +196,8 @@ pub async fn upsert(
 }
 
 /// A merchant's profile and a summary of its payment history.
-#[utoipa::path(get, path = "/v1/merchants/{merchant_id}", tag = "merchants",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id")),
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}", tag = "merchants", operation_id = "get_merchant",
+    params(("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$")),
     responses(
         (status = 200, description = "The merchant", body = MerchantView),
         (status = 404, description = "No such merchant", body = Problem, content_type = "application/problem+json"),

@@ -16,7 +16,7 @@ pub struct ModelList {
 }
 
 /// The model artifacts the service can score with, verified, with their metrics.
-#[utoipa::path(get, path = "/v1/models", tag = "models",
+#[utoipa::path(get, path = "/v1/models", tag = "models", operation_id = "list_models",
     responses((status = 200, description = "The models", body = ModelList)))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // Loading verifies every artifact's checksum: file I/O and hashing, off the async workers.

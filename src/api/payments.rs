@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     /// Unique within the merchant; 1–64 characters: ASCII letters, digits, `.`, `_`, `:`, `-`.
-    #[schema(example = "wx-20261120-000123")]
+    #[schema(example = "wx-20261120-000123", pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub payment_id: String,
     /// RFC 3339 with an offset; not before 2000-01-01, not more than 5 minutes ahead of our
     /// clock, at most microsecond precision.
@@ -97,6 +97,7 @@ pub struct ListQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -166,7 +167,7 @@ pub(super) fn validate_payments(
 /// content is a conflict (409) and nothing of the batch is stored. An accepted batch is
 /// committed to disk before the answer.
 #[utoipa::path(post, path = "/v1/merchants/{merchant_id}/payments", tag = "payments",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id"), IdempotencyKeyHeader),
+    params(("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$"), IdempotencyKeyHeader),
     request_body = PaymentBatch,
     responses(
         (status = 200, description = "Stored", body = BatchResult),
@@ -276,8 +277,8 @@ async fn store_batch(
 }
 
 /// A merchant's payments in time order, paged by cursor.
-#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/payments", tag = "payments",
-    params(("merchant_id" = String, Path, description = "The platform's merchant id"), ListQuery),
+#[utoipa::path(get, path = "/v1/merchants/{merchant_id}/payments", tag = "payments", operation_id = "list_payments",
+    params(("merchant_id" = String, Path, description = "The platform's merchant id", pattern = r"^[A-Za-z0-9._:-]{1,64}$"), ListQuery),
     responses(
         (status = 200, description = "A page of payments", body = PaymentPageView),
         (status = 400, description = "A query parameter cannot be read", body = Problem, content_type = "application/problem+json"),

@@ -94,8 +94,22 @@ pub struct RecordedPoints {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecordedValue {
     pub feature: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = RecordedFeatureValue)]
     pub value: FeatureValue,
+}
+
+// The schema of `FeatureValue`'s serde form, which lives with the features; only the schema
+// of this type is used.
+/// A recorded feature value, exactly as the audit log keeps it: `{"money": 1250}` (minor units
+/// of the record's `currency`), `{"count": 12}`, `{"ratio": 0.25}`, or `"missing"`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RecordedFeatureValue {
+    Money(i64),
+    Count(i64),
+    Ratio(f64),
+    Missing,
 }
 
 /// The audit record of a decision: the answer and everything it was made from.
@@ -369,7 +383,7 @@ pub async fn score(
 
 /// The full audit record of a decision: inputs, per-feature points, model and policy versions.
 #[utoipa::path(get, path = "/v1/decisions/{decision_id}", tag = "scores",
-    params(("decision_id" = String, Path, description = "The decision id")),
+    params(("decision_id" = String, Path, description = "The decision id: a UUID, lower case", pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses(
         (status = 200, description = "The audit record", body = AuditRecord),
         (status = 404, description = "No such decision", body = Problem, content_type = "application/problem+json"),

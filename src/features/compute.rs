@@ -243,12 +243,57 @@ pub struct FeatureEntryJson {
 }
 
 /// A present feature value on the wire.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum FeatureValueJson {
     Money(Money),
     Integer(i64),
     Number(f64),
+}
+
+// Written by hand: the derive would say `oneOf` money, integer, number, which no count or whole
+// ratio satisfies (an integer is also a number, and `oneOf` wants exactly one match).
+impl utoipa::PartialSchema for FeatureValueJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        let format = |f| Some(SchemaFormat::KnownFormat(f));
+        AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(Money::name()))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(format(KnownFormat::Int64)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .format(format(KnownFormat::Double)),
+            )
+            .description(Some(
+                "A present feature value on the wire: money, a count, or a ratio.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for FeatureValueJson {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("FeatureValueJson")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            Money::name().into(),
+            <Money as utoipa::PartialSchema>::schema(),
+        ));
+    }
 }
 
 impl Serialize for FeatureVector {

@@ -152,6 +152,30 @@ async fn bad_loans_and_outcomes_are_refused_and_store_nothing(backend: Backend) 
     assert_eq!(loan["outcome"], Value::Null);
 }
 
+// Found by the contract test (tests/contract): JSON Schema's `integer` admits `90.0`, and the
+// service refused it as a wrong JSON type.
+async fn a_term_written_with_a_zero_fraction_is_that_whole_number(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_merchant("m-1").await;
+    let mut loan = loan_json("L-1");
+    loan["term_days"] = json!(90.0);
+    let res = app.post_json("/v1/loans", &loan).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["term_days"], 90);
+    // the same loan with the term written as an integer is the same loan
+    let res = app.post_json("/v1/loans", &loan_json("L-1")).await;
+    assert_eq!(res.status().as_u16(), 200);
+
+    let mut fraction = loan_json("L-2");
+    fraction["term_days"] = json!(90.5);
+    let (status, body) = problem(app.post_json("/v1/loans", &fraction).await).await;
+    assert_eq!(
+        (status, fields(&body)),
+        (400, vec!["term_days".to_string()])
+    );
+}
+
 async fn imports_loans_with_outcomes_from_csv(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_merchant("m-1").await;
@@ -187,5 +211,6 @@ on_both_backends!(
     records_a_loan_and_its_outcome,
     a_loan_sent_twice_is_stored_once_and_other_terms_conflict,
     bad_loans_and_outcomes_are_refused_and_store_nothing,
+    a_term_written_with_a_zero_fraction_is_that_whole_number,
     imports_loans_with_outcomes_from_csv,
 );
