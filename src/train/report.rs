@@ -254,6 +254,20 @@ pub fn write_report(o: &TrainOutcome, dir: &Path, plots: bool) -> anyhow::Result
         pct(o.test_eval.approval_rate)
     );
     oracle_section(&mut s, &o.test_eval);
+    if let (Some(tr), Some(te)) = (&o.train_eval.oracle, &o.test_eval.oracle)
+        && tr.ex_ante_rows > 0
+    {
+        let _ = writeln!(
+            s,
+            "On the {} training loans the ex-ante oracle's AUC is {} and the scorecard's {} (ratio {}), against {} and {} on the test loans: how well even a perfect model of the disbursement day can separate the loans differs between the two windows.\n",
+            tr.ex_ante_rows,
+            opt(tr.ex_ante_auc, 4),
+            opt(tr.ex_ante_model_auc, 4),
+            opt(tr.ex_ante_ratio, 4),
+            opt(te.ex_ante_auc, 4),
+            opt(te.ex_ante_model_auc, 4)
+        );
+    }
     if let Some((_, m)) = &o.challenger {
         let _ = writeln!(
             s,
