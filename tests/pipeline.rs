@@ -51,7 +51,10 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
     // scorecard is linfa's fit on the development rows, and its logit `z` is mapped to `a + b·z`
     // by linfa's (unpenalised) fit of the outcomes of the calibration slice on `z`
     let t = table::read_table(&data, &table::TableOptions::default()).unwrap();
-    let r = outcome.recalibration.clone().expect("recalibrated by default");
+    let r = outcome
+        .recalibration
+        .clone()
+        .expect("recalibrated by default");
     assert!(!outcome.cal_idx.is_empty() && r.rows == outcome.cal_idx.len());
     assert_eq!(
         outcome.dev_idx.len() + outcome.cal_idx.len(),

@@ -695,7 +695,12 @@ mod tests {
                 sha256_hex(&file("loans.csv")),
                 sha256_hex(old_truth.as_bytes()),
             ],
-            [GOLDEN_MERCHANTS, GOLDEN_PAYMENTS, GOLDEN_LOANS, GOLDEN_TRUTH]
+            [
+                GOLDEN_MERCHANTS,
+                GOLDEN_PAYMENTS,
+                GOLDEN_LOANS,
+                GOLDEN_TRUTH
+            ]
         );
     }
 
@@ -723,7 +728,9 @@ mod tests {
             let d = first.day as usize;
             // what the loan records is the state of the disbursement day
             let at = first.at_disbursement;
-            assert!((at.health.base + at.health.transitory - f64::from(plan.health[d])).abs() < 1e-5);
+            assert!(
+                (at.health.base + at.health.transitory - f64::from(plan.health[d])).abs() < 1e-5
+            );
             assert_eq!(at.term, first.term);
             let before = truth_rows(&generate_merchant(&cfg, &plan, alpha));
             // another future: health collapses the day after, the merchant fails then, and the
@@ -737,8 +744,16 @@ mod tests {
                 l.fails_in_term = true;
             }
             let after = truth_rows(&generate_merchant(&cfg, &plan, alpha));
-            assert_eq!(before[0].1, after[0].1, "ex-ante PD of merchant {}", plan.index);
-            assert_ne!(before[0].0, after[0].0, "hindsight PD of merchant {}", plan.index);
+            assert_eq!(
+                before[0].1, after[0].1,
+                "ex-ante PD of merchant {}",
+                plan.index
+            );
+            assert_ne!(
+                before[0].0, after[0].0,
+                "hindsight PD of merchant {}",
+                plan.index
+            );
             checked += 1;
         }
         assert_eq!(checked, 80);

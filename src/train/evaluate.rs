@@ -1,8 +1,8 @@
 //! Evaluation of an artifact on a table: metrics, calibration, PSI, segments with approval rates
 //! and adverse impact ratios, and the oracle comparison when true PDs are known.
 
-use super::metrics::{CalibrationBin, Metrics, calibration, metrics, psi};
 use super::dataset::TruePd;
+use super::metrics::{CalibrationBin, Metrics, calibration, metrics, psi};
 use super::table::Table;
 use crate::scorecard::Artifact;
 use serde::Serialize;

@@ -513,8 +513,12 @@ pub fn recalibrate(
         share,
         rows: cal.len(),
         defaults,
-        first_date: dates.and_then(|d| cal.iter().map(|&i| d[i]).min()).map(|d| d.to_string()),
-        last_date: dates.and_then(|d| cal.iter().map(|&i| d[i]).max()).map(|d| d.to_string()),
+        first_date: dates
+            .and_then(|d| cal.iter().map(|&i| d[i]).min())
+            .map(|d| d.to_string()),
+        last_date: dates
+            .and_then(|d| cal.iter().map(|&i| d[i]).max())
+            .map(|d| d.to_string()),
         intercept: a,
         slope: b,
         auc: auc(&z, &y),

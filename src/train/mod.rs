@@ -320,7 +320,11 @@ pub fn run_train(opts: &TrainOptions) -> anyhow::Result<TrainSummary> {
         alpha: outcome.fitted.alpha,
         test_auc: outcome.test_eval.metrics.auc,
         test_max_calibration_gap: outcome.test_eval.max_calibration_gap,
-        ex_ante_oracle_auc: outcome.test_eval.oracle.as_ref().and_then(|o| o.ex_ante_auc),
+        ex_ante_oracle_auc: outcome
+            .test_eval
+            .oracle
+            .as_ref()
+            .and_then(|o| o.ex_ante_auc),
         hindsight_oracle_auc: outcome
             .test_eval
             .oracle
@@ -596,7 +600,10 @@ mod tests {
         // the drift makes the recent score steeper and riskier than the development fit says
         assert!(r.slope > 1.05, "{r:?}");
         assert!(r.max_gap_after <= r.max_gap_before, "{r:?}");
-        assert!((r.mean_pd_after - r.defaults as f64 / r.rows as f64).abs() < 1e-3, "{r:?}");
+        assert!(
+            (r.mean_pd_after - r.defaults as f64 / r.rows as f64).abs() < 1e-3,
+            "{r:?}"
+        );
         // one feature: the bins' points still fall as the risk rises
         let f = &out.artifact.features[0];
         assert!(f.coefficient < 0.0);

@@ -234,7 +234,9 @@ pub fn write_report(o: &TrainOutcome, dir: &Path, plots: bool) -> anyhow::Result
                 r.defaults
             );
         }
-        None => s.push_str("* no out-of-time recalibration: the scorecard is fitted on all training rows\n\n"),
+        None => s.push_str(
+            "* no out-of-time recalibration: the scorecard is fitted on all training rows\n\n",
+        ),
     }
 
     s.push_str("## Headline (test set)\n\n");
