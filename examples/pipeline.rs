@@ -8,7 +8,8 @@
 //! cargo run --release --example pipeline -- train --data train.csv --out-dir models \
 //!     --version V [--seed S] [--label L] [--positive-label V] [--truth truth.csv] \
 //!     [--oot-cut YYYY-MM-DD|0.7] [--created-at RFC3339] [--id C]... [--date C] [--segment C]... \
-//!     [--no-challenger] [--no-plots] [--reproduce TEXT]
+//!     [--recalibration-share 0.2] [--fine-bins 20] [--no-challenger] [--no-plots] \
+//!     [--reproduce TEXT]
 //! cargo run --release --example pipeline -- resample --data train.csv --rows N --seed S \
 //!     --out bench.csv
 //! cargo run --release --example pipeline -- evaluate --model models/V --data test.csv \
@@ -135,6 +136,9 @@ fn main() -> anyhow::Result<()> {
                     Ok(d) => OotCut::Date(d),
                     Err(_) => OotCut::Quantile(c.parse().context("--oot-cut")?),
                 });
+            }
+            if let Some(r) = a.get("recalibration-share") {
+                o.recalibration_share = r.parse().context("--recalibration-share")?;
             }
             if let Some(b) = a.get("fine-bins") {
                 o.fit.fine_bins = b.parse()?;

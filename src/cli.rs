@@ -66,7 +66,9 @@ pub enum Command {
         batch_size: usize,
     },
     /// Write a synthetic population with known risk: merchants.csv, payments.csv, loans.csv (for
-    /// `import`) and truth.csv (each loan's true probability of default). Deterministic per seed.
+    /// `import`) and truth.csv (each loan's true probability of default: the hindsight PD its
+    /// outcome was drawn from, and the ex-ante PD as of its disbursement day). Deterministic per
+    /// seed.
     Simulate {
         #[arg(long, default_value_t = 1_000)]
         merchants: usize,
@@ -177,6 +179,11 @@ pub struct TrainArgs {
     /// loan dates such as 0.7.
     #[arg(long)]
     oot_cut: Option<String>,
+    /// Share of the training rows, the latest by loan date, held out of the fit to refit the
+    /// logit's intercept and slope just before the test window (out-of-time recalibration);
+    /// 0 turns it off. Tables without a date column are never recalibrated.
+    #[arg(long, default_value_t = crate::train::DEFAULT_RECALIBRATION_SHARE)]
+    recalibration_share: f64,
     /// The simulator's truth.csv, to compare with the oracle AUC.
     #[arg(long)]
     truth: Option<PathBuf>,
@@ -303,7 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let summary = crate::simulate::run(&config, &out, std::io::stderr().is_terminal())?;
             eprintln!(
                 "wrote {} merchants ({} thin-file), {} payments, {} loans ({} matured, {:.1}% of them defaulted; \
-                 realised default rate over all loans {:.1}%, mean true PD {:.1}%) to {} in {:.1}s",
+                 realised default rate over all loans {:.1}%, mean true PD {:.1}%, mean ex-ante PD {:.1}%) to {} in {:.1}s",
                 summary.merchants,
                 summary.thin_file_merchants,
                 summary.payments,
@@ -312,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.matured_default_rate * 100.0,
                 summary.realised_default_rate * 100.0,
                 summary.mean_true_pd * 100.0,
+                summary.mean_ex_ante_pd * 100.0,
                 out.display(),
                 started.elapsed().as_secs_f64()
             );
@@ -364,6 +372,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 positive_label,
                 seed,
                 oot_cut,
+                recalibration_share,
                 truth,
                 id_columns,
                 date_column,
@@ -377,6 +386,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             o.label = label;
             o.positive_label = positive_label;
             o.seed = seed;
+            o.recalibration_share = recalibration_share;
             o.truth = truth;
             o.id_columns = id_columns;
             o.date_column = date_column;

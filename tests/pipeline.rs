@@ -1,5 +1,6 @@
 //! End-to-end: simulate → dataset → train twice (byte-identical artifacts) → load (verified) →
-//! scores equal, points add up, PD equals linfa-logistic's to 1e-9 → evaluate.
+//! scores equal, points add up, PD equals linfa-logistic's (recalibrated out of time) to 1e-9 →
+//! evaluate.
 
 use smecredit::scorecard::Artifact;
 use smecredit::simulate::SimConfig;
@@ -46,13 +47,39 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
     let outcome = train::train_in_memory(&o).unwrap();
     assert_eq!(outcome.artifact, a, "in-memory artifact = loaded artifact");
 
-    // PD of the artifact = linfa's P(default) on the same WoE rows, to 1e-9
+    // PD of the artifact = linfa's P(default) on the same WoE rows, recalibrated, to 1e-9: the
+    // scorecard is linfa's fit on the development rows, and its logit `z` is mapped to `a + b·z`
+    // by linfa's (unpenalised) fit of the outcomes of the calibration slice on `z`
     let t = table::read_table(&data, &table::TableOptions::default()).unwrap();
+    let r = outcome
+        .recalibration
+        .clone()
+        .expect("recalibrated by default");
+    assert!(!outcome.cal_idx.is_empty() && r.rows == outcome.cal_idx.len());
+    assert_eq!(
+        outcome.dev_idx.len() + outcome.cal_idx.len(),
+        outcome.train_idx.len()
+    );
+    let x_dev = fit::artifact_woe_matrix(&a, &t, &outcome.dev_idx).unwrap();
+    let y_dev: Vec<bool> = outcome.dev_idx.iter().map(|&i| t.label[i]).collect();
+    let lf = fit::fit_logistic(&x_dev, &y_dev, outcome.fitted.alpha, o.fit.max_iterations).unwrap();
+    assert!((r.intercept + r.slope * lf.intercept - a.intercept).abs() < 1e-12);
+    for (f, w) in a.features.iter().zip(&lf.params) {
+        assert!((r.slope * w - f.coefficient).abs() < 1e-12, "{}", f.name);
+    }
+    let x_cal = fit::artifact_woe_matrix(&a, &t, &outcome.cal_idx).unwrap();
+    let y_cal: Vec<bool> = outcome.cal_idx.iter().map(|&i| t.label[i]).collect();
+    let logit = |p: f64| (p / (1.0 - p)).ln();
+    let z_cal: Vec<f64> = lf.linfa_pd(&x_cal).into_iter().map(logit).collect();
+    let z_cal = ndarray::Array2::from_shape_vec((z_cal.len(), 1), z_cal).unwrap();
+    let rf = fit::fit_logistic(&z_cal, &y_cal, 0.0, 1000).unwrap();
+    assert!((rf.intercept - r.intercept).abs() < 1e-6 && (rf.params[0] - r.slope).abs() < 1e-6);
     let x = fit::artifact_woe_matrix(&a, &t, &outcome.train_idx).unwrap();
-    let y: Vec<bool> = outcome.train_idx.iter().map(|&i| t.label[i]).collect();
-    let lf = fit::fit_logistic(&x, &y, outcome.fitted.alpha, o.fit.max_iterations).unwrap();
-    assert!((lf.intercept - a.intercept).abs() < 1e-12);
-    let linfa_pd = lf.linfa_pd(&x);
+    let linfa_pd: Vec<f64> = lf
+        .linfa_pd(&x)
+        .into_iter()
+        .map(|p| 1.0 / (1.0 + (-(r.intercept + r.slope * logit(p))).exp()))
+        .collect();
     let rows = train::dataset::read_dataset_csv(&data).unwrap();
     for (k, &i) in outcome.train_idx.iter().enumerate() {
         let r = a.score_row(&rows[i].features);

@@ -208,11 +208,13 @@ fn load_and_validate(config: &SimConfig, dir: &Path, summary: &SimSummary) -> Po
 
     // loans.csv and truth.csv
     let truth_text = read(dir, "truth.csv");
-    let truth: HashMap<&str, f64> = rows(&truth_text, "loan_id,merchant_id,true_pd")
+    let truth: HashMap<&str, f64> = rows(&truth_text, "loan_id,merchant_id,true_pd,ex_ante_pd")
         .into_iter()
         .map(|f| {
             let pd: f64 = f[2].parse().unwrap();
             assert!(pd > 0.0 && pd < 1.0);
+            let ex_ante: f64 = f[3].parse().unwrap();
+            assert!(ex_ante > 0.0 && ex_ante < 1.0);
             (f[0], pd)
         })
         .collect();
@@ -252,6 +254,10 @@ fn load_and_validate(config: &SimConfig, dir: &Path, summary: &SimSummary) -> Po
     assert_eq!(loans.len(), truth.len());
     assert_eq!(loans.len() as u64, summary.loans);
     assert!((summary.mean_true_pd - 0.05).abs() < 0.02, "{summary:?}");
+    assert!(
+        (summary.mean_ex_ante_pd - summary.mean_true_pd).abs() < 0.005,
+        "{summary:?}"
+    );
     let observed = loans
         .iter()
         .filter(|l| l.outcome == "defaulted" || l.outcome == "written_off")

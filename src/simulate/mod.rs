@@ -1,6 +1,7 @@
 //! A synthetic population of merchants with known risk: `merchants.csv`, `payments.csv`,
 //! `loans.csv` (what `smecredit import` reads) and `truth.csv` (each loan's true probability of
-//! default as drawn). The generative model is documented in `src/simulate/README.md`.
+//! default: `true_pd`, the hindsight PD its outcome was drawn from, and `ex_ante_pd`, the PD as of
+//! its disbursement day). The generative model is documented in `src/simulate/README.md`.
 //!
 //! Deterministic for a seed: every merchant draws from its own ChaCha stream keyed by
 //! (seed, merchant index, phase), so the output does not depend on the number of threads.
@@ -143,8 +144,11 @@ pub struct SimSummary {
     pub realised_default_rate: f64,
     /// Share of matured loans that defaulted: what a user of the CSV files can observe.
     pub matured_default_rate: f64,
-    /// Mean of the true PDs of all loans.
+    /// Mean of the true PDs of all loans (the hindsight PDs the outcomes are drawn from).
     pub mean_true_pd: f64,
+    /// Mean of the ex-ante PDs of all loans (the same in expectation: each is the hindsight PD
+    /// averaged over the futures possible on the disbursement day).
+    pub mean_ex_ante_pd: f64,
     /// The calibrated intercept of the PD model.
     pub intercept: f64,
 }
@@ -155,7 +159,7 @@ const PAYMENTS_HEADER: &[u8] =
     b"merchant_id,payment_id,occurred_at,amount,currency,kind,channel,payer_ref\n";
 const LOANS_HEADER: &[u8] =
     b"loan_id,merchant_id,disbursed_on,principal,currency,term_days,outcome,defaulted_on\n";
-const TRUTH_HEADER: &[u8] = b"loan_id,merchant_id,true_pd\n";
+const TRUTH_HEADER: &[u8] = b"loan_id,merchant_id,true_pd,ex_ante_pd\n";
 
 fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     let path = dir.join(name);
@@ -267,6 +271,7 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
                 total.matured += st.matured;
                 total.matured_defaults += st.matured_defaults;
                 total.pd_sum += st.pd_sum;
+                total.ex_ante_pd_sum += st.ex_ante_pd_sum;
                 expected += 1;
                 bar.inc(1);
             }
@@ -296,6 +301,11 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
         matured_default_rate: ratio(total.matured_defaults, total.matured),
         mean_true_pd: if total.loans > 0 {
             total.pd_sum / total.loans as f64
+        } else {
+            0.0
+        },
+        mean_ex_ante_pd: if total.loans > 0 {
+            total.ex_ante_pd_sum / total.loans as f64
         } else {
             0.0
         },
@@ -406,7 +416,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::model::{CATEGORIES, draw_outcomes, expected_defaults, outcome_rng, season_factor};
+    use super::model::{
+        self, CATEGORIES, draw_outcomes, expected_defaults, outcome_rng, season_factor,
+    };
     use super::*;
     use crate::domain::RegionType;
 
@@ -644,6 +656,142 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    // `sha256sum` of `smecredit simulate --merchants 200 --seed 7` at commit ad4aea3 (truth.csv
+    // then had the columns loan_id,merchant_id,true_pd)
+    const GOLDEN_MERCHANTS: &str =
+        "fa89214630a42a5da5022c63669209db3a8715ecf9a14c7fbfe7cf3b868f46e4";
+    const GOLDEN_PAYMENTS: &str =
+        "f302466bbaf57e9705b937fe61d8d8513dd7d6a7ddaf298f7707259ea14387a5";
+    const GOLDEN_LOANS: &str = "63f6defa0d02fd55275aee353f69e76529918daca231fe7f0063af49acfbee8e";
+    const GOLDEN_TRUTH: &str = "3406f50405e78132110f5b1a618bf496da8ab64b847976f9ce66639e9020c65b";
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_oracle_leaves_the_simulated_data_byte_for_byte_as_before() {
+        // the files of the version before the ex-ante PD existed (truth.csv without its new
+        // column)
+        let cfg = config(200, 7);
+        let dir = tempfile::tempdir().unwrap();
+        run(&cfg, dir.path(), false).unwrap();
+        let file = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+        let old_truth: String = String::from_utf8(file("truth.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0))
+            .collect();
+        assert_eq!(
+            [
+                sha256_hex(&file("merchants.csv")),
+                sha256_hex(&file("payments.csv")),
+                sha256_hex(&file("loans.csv")),
+                sha256_hex(old_truth.as_bytes()),
+            ],
+            [
+                GOLDEN_MERCHANTS,
+                GOLDEN_PAYMENTS,
+                GOLDEN_LOANS,
+                GOLDEN_TRUTH
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ex_ante_pd_does_not_move_when_everything_after_the_disbursement_day_does() {
+        let cfg = SimConfig {
+            term_days: Some(90),
+            ..config(300, 3)
+        };
+        let plans: Vec<Plan> = (0..300).map(|i| plan_merchant(&cfg, i)).collect();
+        let alpha = calibrate(&plans, cfg.default_rate);
+        let truth_rows = |out: &MerchantOutput| -> Vec<(String, String)> {
+            String::from_utf8(out.truth.clone())
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    (f[2].to_string(), f[3].to_string())
+                })
+                .collect()
+        };
+        let mut checked = 0;
+        for mut plan in plans.into_iter().filter(|p| !p.loans.is_empty()).take(80) {
+            let first = &plan.loans[0];
+            let d = first.day as usize;
+            // what the loan records is the state of the disbursement day
+            let at = first.at_disbursement;
+            assert!(
+                (at.health.base + at.health.transitory - f64::from(plan.health[d])).abs() < 1e-5
+            );
+            assert_eq!(at.term, first.term);
+            let before = truth_rows(&generate_merchant(&cfg, &plan, alpha));
+            // another future: health collapses the day after, the merchant fails then, and the
+            // hindsight score of every loan knows it
+            for h in &mut plan.health[d + 1..] {
+                *h = -5.0;
+            }
+            plan.fail_day = Some(first.day + 1);
+            for l in &mut plan.loans {
+                l.score += 3.0;
+                l.fails_in_term = true;
+            }
+            let after = truth_rows(&generate_merchant(&cfg, &plan, alpha));
+            assert_eq!(
+                before[0].1, after[0].1,
+                "ex-ante PD of merchant {}",
+                plan.index
+            );
+            assert_ne!(
+                before[0].0, after[0].0,
+                "hindsight PD of merchant {}",
+                plan.index
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 80);
+    }
+
+    #[test]
+    fn the_ex_ante_pd_is_the_hindsight_pd_averaged_over_the_futures() {
+        // E[hindsight | disbursement day] = ex-ante, so the means agree (within the noise of the
+        // realised futures), and the ex-ante PDs are less dispersed (law of total variance)
+        let cfg = SimConfig {
+            term_days: Some(90),
+            ..config(3_000, 21)
+        };
+        let plans: Vec<Plan> = (0..cfg.merchants).map(|i| plan_merchant(&cfg, i)).collect();
+        let alpha = calibrate(&plans, cfg.default_rate);
+        let (mut hind, mut ante) = (Vec::new(), Vec::new());
+        for p in &plans {
+            for (k, l) in p.loans.iter().enumerate() {
+                hind.push(1.0 / (1.0 + (-(alpha + l.score)).exp()));
+                ante.push(model::ex_ante_pd(
+                    &l.at_disbursement,
+                    alpha,
+                    200,
+                    &mut model::oracle_rng(cfg.seed, p.index, k),
+                ));
+            }
+        }
+        let n = hind.len() as f64;
+        assert!(n > 2_000.0, "{n}");
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / n;
+        let var = |v: &[f64]| {
+            let m = mean(v);
+            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n
+        };
+        let diff: Vec<f64> = hind.iter().zip(&ante).map(|(h, a)| h - a).collect();
+        let se = (var(&diff) / n).sqrt();
+        assert!(mean(&diff).abs() < 4.0 * se, "{} vs se {se}", mean(&diff));
+        assert!(var(&ante) < var(&hind), "{} vs {}", var(&ante), var(&hind));
     }
 
     #[test]

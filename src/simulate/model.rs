@@ -359,10 +359,114 @@ pub(crate) struct PlannedLoan {
     /// Day of disbursement, counted from onboarding.
     pub day: u32,
     pub term: u32,
-    /// Risk score; the true PD is `sigmoid(alpha + score)`.
+    /// Risk score given the whole term (the health path during it and whether the merchant
+    /// fails in it); the outcome is drawn with probability `sigmoid(alpha + score)`, the
+    /// *hindsight* PD.
     pub score: f64,
     /// The merchant fails (stops trading) during the term.
     pub fails_in_term: bool,
+    /// Everything true on the disbursement day that the score depends on: the input of the
+    /// ex-ante PD ([`ex_ante_pd`]).
+    pub at_disbursement: Disbursement,
+}
+
+/// The latent health of a merchant after a day: `h = base + transitory`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct HealthState {
+    pub base: f64,
+    pub transitory: f64,
+}
+
+/// The daily health process of one merchant (README, "Latent health"). One definition serves the
+/// history and the ex-ante oracle's possible futures, so the oracle integrates over exactly the
+/// process the data came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct HealthProcess {
+    /// Per day.
+    pub drift: f64,
+    daily_sd: f64,
+    decay: f64,
+}
+
+impl HealthProcess {
+    pub(crate) fn new(drift: f64) -> HealthProcess {
+        HealthProcess {
+            drift,
+            daily_sd: 0.5 / 365f64.sqrt(),
+            decay: (-LN_2 / 60.0).exp(),
+        }
+    }
+
+    /// One day: with probability 0.8/365 a shock `S ~ N(−1, 0.5²)`, 30 % permanent and 70 %
+    /// transitory; the random walk with the drift; the transitory part decays (half-life 60
+    /// days). Returns the health after the day.
+    pub(crate) fn step(&self, s: &mut HealthState, rng: &mut ChaCha8Rng) -> f64 {
+        if rng.random_bool(0.8 / 365.0) {
+            let shock = -1.0 + 0.5 * normal(rng);
+            s.base += 0.3 * shock;
+            s.transitory += 0.7 * shock;
+        }
+        s.base += self.drift + self.daily_sd * normal(rng);
+        s.transitory *= self.decay;
+        s.base + s.transitory
+    }
+}
+
+/// What is true about a loan on its disbursement day: the merchant's health state after that
+/// day, its drift, the term and the loan's idiosyncratic draw `ε`. Nothing about later days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Disbursement {
+    pub health: HealthState,
+    pub drift: f64,
+    pub term: u32,
+    pub eps: f64,
+}
+
+/// The risk score of a loan disbursed at health `h_d` whose health averages `mean_h` over the
+/// term (days `d..d+T`), given whether the merchant fails during it (README, "PD model").
+fn term_score(h_d: f64, mean_h: f64, fails_in_term: bool, term: u32, eps: f64) -> f64 {
+    -1.1 * h_d - 0.9 * (mean_h - h_d)
+        + if fails_in_term { 3.0 } else { 0.0 }
+        + 0.35 * (f64::from(term) / 90.0).ln()
+        + 0.6 * eps
+}
+
+/// Possible futures averaged by the ex-ante PD of one loan.
+pub(crate) const ORACLE_PATHS: usize = 1000;
+
+/// The ex-ante PD of a loan: `E[σ(α + score) | what was true on the disbursement day]`, the
+/// expectation over the health path during the term (shocks, the random walk with the merchant's
+/// drift, the decay of the transitory part, the failure threshold), by Monte Carlo over `paths`
+/// futures drawn from `rng`. `ε` is kept: it is drawn for the loan at disbursement, a fact about
+/// the loan (like a debt the history does not show), not a future event. The merchant has not
+/// failed by the disbursement day (no loan goes to a failed merchant), so the state is all the
+/// process needs. The only input about the merchant is `at`: the function cannot see what
+/// happened after the disbursement day.
+pub(crate) fn ex_ante_pd(at: &Disbursement, alpha: f64, paths: usize, rng: &mut ChaCha8Rng) -> f64 {
+    let process = HealthProcess::new(at.drift);
+    let h_d = at.health.base + at.health.transitory;
+    let mut total = 0.0;
+    for _ in 0..paths {
+        let mut s = at.health;
+        let (mut sum, mut fails) = (h_d, false);
+        for _ in 1..at.term {
+            let h = process.step(&mut s, rng);
+            fails |= h < FAILURE_THRESHOLD;
+            sum += h;
+        }
+        let score = term_score(h_d, sum / f64::from(at.term), fails, at.term, at.eps);
+        total += sigmoid(alpha + score);
+    }
+    total / paths.max(1) as f64
+}
+
+/// The oracle's own random numbers for loan `k` of merchant `index`: another key than the
+/// simulation's streams, so computing the oracle draws nothing from them and the simulated data
+/// are the same with or without it.
+pub(crate) fn oracle_rng(seed: u64, index: usize, k: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6f72_6163_6c65_5044); // "oraclePD"
+    rng.set_stream((index as u64) << 8 | k as u64);
+    rng
 }
 
 /// Everything about a merchant that does not depend on the calibrated intercept.
@@ -434,26 +538,22 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
     // latent health: random walk with a merchant drift, small daily noise and rare shocks that
     // are 30 % permanent and 70 % transitory (half-life 60 days)
     let horizon = history_days + MAX_TERM_DAYS;
-    let mut base = (0.9 * normal(&mut rng)).max(-2.2);
-    let drift = 0.7 * normal(&mut rng) / 365.0;
-    let daily_sd = 0.5 / 365f64.sqrt();
-    let decay = (-LN_2 / 60.0).exp();
-    let mut transitory = 0.0;
+    let mut state = HealthState {
+        base: (0.9 * normal(&mut rng)).max(-2.2),
+        transitory: 0.0,
+    };
+    let process = HealthProcess::new(0.7 * normal(&mut rng) / 365.0);
     let mut health = Vec::with_capacity(horizon as usize);
+    // the state after each day, kept so that a loan can record what was true on its day
+    let mut states = Vec::with_capacity(horizon as usize);
     let mut fail_day = None;
     for day in 0..horizon {
-        if rng.random_bool(0.8 / 365.0) {
-            let shock = -1.0 + 0.5 * normal(&mut rng);
-            base += 0.3 * shock;
-            transitory += 0.7 * shock;
-        }
-        base += drift + daily_sd * normal(&mut rng);
-        transitory *= decay;
-        let h = base + transitory;
+        let h = process.step(&mut state, &mut rng);
         if fail_day.is_none() && h < FAILURE_THRESHOLD {
             fail_day = Some(day);
         }
         health.push(h as f32);
+        states.push(state);
     }
 
     // loans: sequential, never overlapping, only to a merchant still trading
@@ -483,15 +583,19 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
             .sum::<f64>()
             / f64::from(term);
         let fails_in_term = fail_day.is_some_and(|f| f < next_day + term);
-        let score = -1.1 * h_d - 0.9 * (h_f - h_d)
-            + if fails_in_term { 3.0 } else { 0.0 }
-            + 0.35 * (f64::from(term) / 90.0).ln()
-            + 0.6 * normal(&mut rng);
+        let eps = normal(&mut rng);
+        let score = term_score(h_d, h_f, fails_in_term, term, eps);
         loans.push(PlannedLoan {
             day: next_day,
             term,
             score,
             fails_in_term,
+            at_disbursement: Disbursement {
+                health: states[d],
+                drift: process.drift,
+                term,
+                eps,
+            },
         });
         next_day += term + rng.random_range(0..=60);
     }
@@ -564,6 +668,7 @@ pub(crate) struct MerchantStats {
     pub matured: u64,
     pub matured_defaults: u64,
     pub pd_sum: f64,
+    pub ex_ante_pd_sum: f64,
 }
 
 pub(crate) struct MerchantOutput {
@@ -835,16 +940,25 @@ pub(crate) fn generate_merchant(cfg: &SimConfig, plan: &Plan, alpha: f64) -> Mer
             None => loans.push(b','),
         }
         loans.push(b'\n');
+        // the oracle draws from its own stream: nothing above depends on it
+        let ex_ante = ex_ante_pd(
+            &l.at_disbursement,
+            alpha,
+            ORACLE_PATHS,
+            &mut oracle_rng(cfg.seed, plan.index, k),
+        );
         truth.extend_from_slice(&lid);
         truth.push(b',');
         truth.extend_from_slice(&mid);
         truth.push(b',');
-        let mut ryu = ryu_like(o.pd);
-        truth.append(&mut ryu);
+        truth.append(&mut ryu_like(o.pd));
+        truth.push(b',');
+        truth.append(&mut ryu_like(ex_ante));
         truth.push(b'\n');
 
         stats.loans += 1;
         stats.pd_sum += o.pd;
+        stats.ex_ante_pd_sum += ex_ante;
         stats.defaults_drawn += u64::from(o.default_day.is_some());
         if matured {
             stats.matured += 1;

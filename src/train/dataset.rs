@@ -597,13 +597,25 @@ pub fn rows_from_sim_merchant(
     Ok(loan_rows_with_stats(&merchant, &facts, &loans, as_of))
 }
 
+/// The simulator's two true PDs of a loan (see `src/simulate/README.md`, "PD model").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TruePd {
+    /// `true_pd`: the PD the outcome was drawn from. It knows the health path during the term
+    /// and whether the merchant fails in it, i.e. the future: a hindsight probability.
+    pub hindsight: f64,
+    /// `ex_ante_pd`: the hindsight PD averaged over the futures possible on the disbursement day,
+    /// i.e. the default probability given everything true at disbursement. `None` in truth files
+    /// written before it existed.
+    pub ex_ante: Option<f64>,
+}
+
 /// Simulates a population in memory and builds its dataset rows (canonical order) and the true
-/// PDs of the loans kept (`loan_id → true_pd`), without writing the simulator's files. Gives
-/// exactly the rows of `simulate::run` followed by [`from_simulation_dir`] (tested).
+/// PDs of the loans kept, without writing the simulator's files. Gives exactly the rows of
+/// `simulate::run` followed by [`from_simulation_dir`] (tested).
 pub fn rows_from_simulation(
     config: &crate::simulate::SimConfig,
     progress: bool,
-) -> anyhow::Result<(Vec<DatasetRow>, BTreeMap<String, f64>, DatasetSummary)> {
+) -> anyhow::Result<(Vec<DatasetRow>, BTreeMap<String, TruePd>, DatasetSummary)> {
     let mut rows = Vec::new();
     let mut truth = BTreeMap::new();
     let mut summary = DatasetSummary::default();
@@ -611,10 +623,18 @@ pub fn rows_from_simulation(
         let (r, st) = rows_from_sim_merchant(&m, Some(config.end))?;
         let mut t = Vec::new();
         for l in lines(&m.truth)? {
+            // loan_id,merchant_id,true_pd,ex_ante_pd
             let f = fields(l);
-            if f.len() == 3 {
-                let pd: f64 = f[2].parse().map_err(|e| invalid("true_pd", e))?;
-                t.push((f[0].to_string(), pd));
+            if f.len() == 4 {
+                let hindsight: f64 = f[2].parse().map_err(|e| invalid("true_pd", e))?;
+                let ex_ante: f64 = f[3].parse().map_err(|e| invalid("ex_ante_pd", e))?;
+                t.push((
+                    f[0].to_string(),
+                    TruePd {
+                        hindsight,
+                        ex_ante: Some(ex_ante),
+                    },
+                ));
             }
         }
         Ok((r, st, t))
@@ -635,7 +655,7 @@ pub fn rows_from_simulation(
 }
 
 /// [`rows_from_simulation`] written to `out_csv`, and the true PDs to `truth_csv`
-/// (`loan_id,true_pd`) when given.
+/// (`loan_id,true_pd,ex_ante_pd`) when given.
 pub fn from_simulation(
     config: &crate::simulate::SimConfig,
     out_csv: &Path,
@@ -647,18 +667,20 @@ pub fn from_simulation(
     if let Some(t) = truth_csv {
         let mut w =
             csv::Writer::from_path(t).with_context(|| format!("cannot create {}", t.display()))?;
-        w.write_record(["loan_id", "true_pd"])?;
+        w.write_record(["loan_id", "true_pd", "ex_ante_pd"])?;
         for (k, v) in &truth {
-            w.write_record([k.as_str(), &format!("{v:?}")])?;
+            let ex_ante = v.ex_ante.map(|p| format!("{p:?}")).unwrap_or_default();
+            w.write_record([k.as_str(), &format!("{:?}", v.hindsight), &ex_ante])?;
         }
         w.flush()?;
     }
     Ok(summary)
 }
 
-/// Reads `loan_id → true_pd` from a CSV with those two columns (the simulator's `truth.csv`
-/// also has `merchant_id`, which is ignored).
-pub fn read_truth_csv(path: &Path) -> anyhow::Result<HashMap<String, f64>> {
+/// Reads `loan_id → (true_pd, ex_ante_pd)` from a CSV with those columns (`ex_ante_pd` optional,
+/// for truth files written before it existed; the simulator's `truth.csv` also has
+/// `merchant_id`, which is ignored).
+pub fn read_truth_csv(path: &Path) -> anyhow::Result<HashMap<String, TruePd>> {
     let mut r = csv::Reader::from_path(path)
         .with_context(|| format!("cannot open truth file {}", path.display()))?;
     let h = r.headers()?.clone();
@@ -670,11 +692,19 @@ pub fn read_truth_csv(path: &Path) -> anyhow::Result<HashMap<String, f64>> {
         .iter()
         .position(|c| c == "true_pd")
         .ok_or_else(|| anyhow!("{}: no true_pd column", path.display()))?;
+    let ex_ante = h.iter().position(|c| c == "ex_ante_pd");
     let mut out = HashMap::new();
     for rec in r.records() {
         let rec = rec?;
-        let v: f64 = rec.get(pd).unwrap_or("").parse().context("true_pd")?;
-        out.insert(rec.get(id).unwrap_or("").to_string(), v);
+        let hindsight: f64 = rec.get(pd).unwrap_or("").parse().context("true_pd")?;
+        let ex_ante = match ex_ante.and_then(|c| rec.get(c)) {
+            Some(v) if !v.is_empty() => Some(v.parse().context("ex_ante_pd")?),
+            _ => None,
+        };
+        out.insert(
+            rec.get(id).unwrap_or("").to_string(),
+            TruePd { hindsight, ex_ante },
+        );
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Evaluation of an artifact on a table: metrics, calibration, PSI, segments with approval rates
 //! and adverse impact ratios, and the oracle comparison when true PDs are known.
 
+use super::dataset::TruePd;
 use super::metrics::{CalibrationBin, Metrics, calibration, metrics, psi};
 use super::table::Table;
 use crate::scorecard::Artifact;
@@ -108,39 +109,84 @@ pub fn segments(table: &Table, idx: &[usize], pd: &[f64], policy_max_pd: f64) ->
 }
 
 /// The oracle comparison on the rows with a known true PD.
+///
+/// Two oracles (`src/simulate/README.md`, "PD model"): the **hindsight** PD each outcome was
+/// drawn from, which knows the health path during the term and whether the merchant fails in it
+/// (future events, so no model at disbursement can match it), and the **ex-ante** PD, the
+/// hindsight PD averaged over the futures possible on the disbursement day: the default
+/// probability given everything true at disbursement, the best any model of that day could do.
+/// The quality target compares the scorecard with the ex-ante oracle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Oracle {
+    /// Rows with a hindsight PD.
     pub rows: usize,
-    pub oracle_auc: Option<f64>,
     pub model_auc: Option<f64>,
-    pub ratio: Option<f64>,
+    pub hindsight_auc: Option<f64>,
+    /// Model AUC / hindsight AUC.
+    pub hindsight_ratio: Option<f64>,
+    /// Rows with an ex-ante PD (0 for truth files without one).
+    pub ex_ante_rows: usize,
+    /// The model's AUC on those rows.
+    pub ex_ante_model_auc: Option<f64>,
+    pub ex_ante_auc: Option<f64>,
+    /// Model AUC / ex-ante AUC: the quality target's ratio.
+    pub ex_ante_ratio: Option<f64>,
+    /// The ex-ante PDs' own largest calibration gap by decile of the ex-ante PD: how close to
+    /// 0 a perfect model gets on this many rows (sampling noise of the outcomes).
+    pub ex_ante_max_calibration_gap: Option<f64>,
 }
 
 pub fn oracle(
     table: &Table,
     idx: &[usize],
     pd: &[f64],
-    truth: &HashMap<String, f64>,
+    truth: &HashMap<String, TruePd>,
 ) -> Option<Oracle> {
     let ids = table.ids.as_ref()?;
-    let (mut tp, mut mp, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hp, mut mp, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ep, mut emp, mut ey) = (Vec::new(), Vec::new(), Vec::new());
     for (k, &r) in idx.iter().enumerate() {
-        if let Some(&t) = truth.get(&ids[r]) {
-            tp.push(t);
+        if let Some(t) = truth.get(&ids[r]) {
+            hp.push(t.hindsight);
             mp.push(pd[k]);
             y.push(table.label[r]);
+            if let Some(e) = t.ex_ante {
+                ep.push(e);
+                emp.push(pd[k]);
+                ey.push(table.label[r]);
+            }
         }
     }
-    if tp.is_empty() {
+    if hp.is_empty() {
         return None;
     }
-    let oa = super::metrics::auc(&tp, &y);
+    let ha = super::metrics::auc(&hp, &y);
     let ma = super::metrics::auc(&mp, &y);
+    let (ea, ema, egap) = if ep.is_empty() {
+        (None, None, None)
+    } else {
+        // deciles of the ex-ante PD itself: a higher PD is a lower "score"
+        let neg: Vec<f64> = ep.iter().map(|p| -p).collect();
+        let gap = calibration(&neg, &ep, &ey, 10)
+            .iter()
+            .map(|c| (c.observed - c.predicted).abs())
+            .fold(0.0, f64::max);
+        (
+            super::metrics::auc(&ep, &ey),
+            super::metrics::auc(&emp, &ey),
+            Some(gap),
+        )
+    };
     Some(Oracle {
-        rows: tp.len(),
-        oracle_auc: oa,
+        rows: hp.len(),
         model_auc: ma,
-        ratio: oa.zip(ma).map(|(o, m)| m / o),
+        hindsight_auc: ha,
+        hindsight_ratio: ha.zip(ma).map(|(o, m)| m / o),
+        ex_ante_rows: ep.len(),
+        ex_ante_model_auc: ema,
+        ex_ante_auc: ea,
+        ex_ante_ratio: ea.zip(ema).map(|(o, m)| m / o),
+        ex_ante_max_calibration_gap: egap,
     })
 }
 
@@ -161,7 +207,7 @@ pub fn eval_set(
     table: &Table,
     idx: &[usize],
     scored: &Scored,
-    truth: Option<&HashMap<String, f64>>,
+    truth: Option<&HashMap<String, TruePd>>,
 ) -> EvalSet {
     let y: Vec<bool> = idx.iter().map(|&i| table.label[i]).collect();
     let cal = calibration(&scored.score, &scored.pd, &y, 10);

@@ -420,6 +420,120 @@ pub fn fit_scorecard(
     })
 }
 
+/// The out-of-time recalibration (module docs of [`super`]): `logit' = intercept + slope·logit`,
+/// fitted with `linfa-logistic` (no penalty) on the calibration slice, the latest training rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recalibration {
+    /// Share of the training rows asked for.
+    pub share: f64,
+    pub rows: usize,
+    pub defaults: usize,
+    pub first_date: Option<String>,
+    pub last_date: Option<String>,
+    pub intercept: f64,
+    pub slope: f64,
+    /// AUC of the development fit on the slice (recalibration does not change it).
+    pub auc: Option<f64>,
+    /// Mean PD and largest |observed − predicted| over score deciles on the slice with the
+    /// development fit: out of sample, the evidence that the level or steepness moved.
+    pub mean_pd_before: f64,
+    pub max_gap_before: f64,
+    /// The same after recalibration (in sample for the two refitted numbers).
+    pub mean_pd_after: f64,
+    pub max_gap_after: f64,
+}
+
+/// Refits the intercept and one common slope of `fitted`'s logit on rows `cal` and applies them:
+/// intercept `a + b·β₀`, every coefficient `b·βⱼ`. A common `b > 0` keeps the points additive
+/// and monotone and the ranking of any two merchants unchanged; a slope that is not positive
+/// means the scorecard does not rank the slice at all, which is refused.
+pub fn recalibrate(
+    table: &Table,
+    fitted: &mut Fitted,
+    cal: &[usize],
+    share: f64,
+) -> anyhow::Result<Recalibration> {
+    let cols: Vec<(usize, &ScoreFeature)> = fitted
+        .features
+        .iter()
+        .map(|sf| {
+            table
+                .features
+                .iter()
+                .position(|c| c.name == sf.name)
+                .map(|f| (f, sf))
+                .ok_or_else(|| anyhow!("the data has no column {:?}", sf.name))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let x = woe_matrix(table, cal, &cols);
+    let z: Vec<f64> = x
+        .rows()
+        .into_iter()
+        .map(|r| {
+            fitted.intercept
+                + r.iter()
+                    .zip(&fitted.features)
+                    .map(|(v, f)| v * f.coefficient)
+                    .sum::<f64>()
+        })
+        .collect();
+    let y: Vec<bool> = cal.iter().map(|&i| table.label[i]).collect();
+    let defaults = y.iter().filter(|&&v| v).count();
+    if defaults == 0 || defaults == y.len() {
+        bail!(
+            "the calibration slice ({} rows, {defaults} defaults) needs both defaults and \
+             non-defaults; lower the recalibration share or set it to 0",
+            y.len()
+        );
+    }
+    let zx = Array2::from_shape_vec((z.len(), 1), z.clone())
+        .map_err(|e| anyhow!("calibration matrix: {e}"))?;
+    let m = fit_logistic(&zx, &y, 0.0, 1000)?;
+    let (a, b) = (m.intercept, m.params[0]);
+    if !(b > 0.0 && b.is_finite() && a.is_finite()) {
+        bail!(
+            "the recalibration slope is {b:.4} (intercept {a:.4}): the scorecard fitted on the \
+             development rows does not rank the calibration slice; train without recalibration \
+             (share 0)"
+        );
+    }
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let neg: Vec<f64> = z.iter().map(|v| -v).collect();
+    let before: Vec<f64> = z.iter().map(|&v| sig(v)).collect();
+    let after: Vec<f64> = z.iter().map(|&v| sig(a + b * v)).collect();
+    let gap = |pd: &[f64]| {
+        super::metrics::calibration(&neg, pd, &y, 10)
+            .iter()
+            .map(|c| (c.observed - c.predicted).abs())
+            .fold(0.0, f64::max)
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let dates = table.dates.as_ref();
+    let r = Recalibration {
+        share,
+        rows: cal.len(),
+        defaults,
+        first_date: dates
+            .and_then(|d| cal.iter().map(|&i| d[i]).min())
+            .map(|d| d.to_string()),
+        last_date: dates
+            .and_then(|d| cal.iter().map(|&i| d[i]).max())
+            .map(|d| d.to_string()),
+        intercept: a,
+        slope: b,
+        auc: auc(&z, &y),
+        mean_pd_before: mean(&before),
+        max_gap_before: gap(&before),
+        mean_pd_after: mean(&after),
+        max_gap_after: gap(&after),
+    };
+    fitted.intercept = a + b * fitted.intercept;
+    for f in &mut fitted.features {
+        f.coefficient *= b;
+    }
+    Ok(r)
+}
+
 /// Sets the points of every bin from the coefficients, intercept and scaling:
 /// `points = −factor·β·WoE + (offset − factor·intercept)/k` for `k` model features, so that
 /// `Σ points = offset − factor·logit(PD)` = the score.
