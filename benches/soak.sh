@@ -93,7 +93,16 @@ LUA
 rss() { awk '/RssAnon/ {print $2}' "/proc/$server/status"; }
 file_rss() { awk '/RssFile/ {print $2}' "/proc/$server/status"; }
 echo "service memory at start: $(( $(rss) / 1024 )) MB own, $(( $(file_rss) / 1024 )) MB mapped file"
-( sleep 120; rss > "$work/rss.2min" ) &
+# own memory every 30 s, to tell a level that settles from one that keeps growing
+(
+  t=0
+  while sleep 30; do
+    t=$((t + 30))
+    r=$(rss)
+    echo "$t $r" >> "$work/rss.trace"
+    [ "$t" = 120 ] && echo "$r" > "$work/rss.2min"
+  done
+) &
 sampler=$!
 wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s "$work/soak.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
 kill "$sampler" 2>/dev/null || true
@@ -102,6 +111,7 @@ start_rss=$(cat "$work/rss.2min" 2>/dev/null || echo "$end_rss")
 echo "service memory at minute 2: $((start_rss / 1024)) MB own, at the end: $((end_rss / 1024)) MB own, $(( $(file_rss) / 1024 )) MB mapped file"
 growth=$(awk -v a="$start_rss" -v b="$end_rss" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
 echo "memory growth from minute 2 to the end: $growth %"
+echo "own memory over time (s: MB): $(awk '{printf "%s: %.1f  ", $1, $2 / 1024}' "$work/rss.trace" 2>/dev/null)"
 status=0
 if grep -E "^status" "$work/wrk.out" | grep -vqE "^status (200|429):"; then
   echo "FAILED: answers other than 200 and 429" >&2; status=1

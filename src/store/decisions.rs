@@ -62,7 +62,10 @@ impl Store {
         }
         macro_rules! run {
             ($pool:expr) => {{
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // Prepared statements are cached per connection, one per distinct text: keep
+                // the small groups (the usual ones) and prepare the rare large ones each time, so
+                // the cache cannot fill with statements of 200-odd rows.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= 16);
                 for d in rows {
                     q = q
                         .bind(&d.decision_id)
