@@ -70,23 +70,29 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# Peaks of the service's resident memory (VmRSS) and of its own part (RssAnon). The rest is the
+# SQLite file's pages, memory-mapped by each reader connection: the kernel's page cache, shared
+# and dropped at will, but counted once per connection that maps it.
 sample_rss() {
-  local max=0 rss
+  local max=0 anon=0 rss a
   while kill -0 "$server" 2>/dev/null; do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
+    a=$(awk '/RssAnon/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
     [ "${rss:-0}" -gt "$max" ] && max=$rss && echo "$max" > "$work/rss.max"
+    [ "${a:-0}" -gt "$anon" ] && anon=$a && echo "$anon" > "$work/anon.max"
     sleep 0.2
   done
 }
 
 run() {
   echo 0 > "$work/rss.max"
-  echo "service memory before: $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status")"
+  echo 0 > "$work/anon.max"
+  echo "service memory before: $(awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status") resident, $(awk '/RssAnon/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status") own"
   sample_rss &
   local sampler=$!
   wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/score.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
   kill "$sampler" 2>/dev/null || true
-  echo "service memory peak during the run: $(awk '{printf "%.0f MB", $1 / 1024}' "$work/rss.max")"
+  echo "service memory peak during the run: $(awk '{printf "%.0f MB", $1 / 1024}' "$work/rss.max") resident, of which own (anonymous) $(awk '{printf "%.0f MB", $1 / 1024}' "$work/anon.max"); the rest is mapped database pages"
 }
 
 echo "== scoring, $conns connections, ${secs}s"

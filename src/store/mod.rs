@@ -455,6 +455,23 @@ impl Store {
             }
         }
         .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("applying migrations")))?;
+        if let Backend::Sqlite { reader, .. } = &self.backend {
+            // Migration 7 made the audit log's file; a database that has it recorded but finds
+            // no log beside it lost that file (moved or deleted without it): refuse to start
+            // rather than fail every decision.
+            let found: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit.sqlite_master WHERE type = 'table' AND name = 'decisions'",
+            )
+            .fetch_one(reader)
+            .await?;
+            if found == 0 {
+                return Err(StoreError::Config(
+                    "the audit log's file (the database's name with -audit) has no decisions table: \
+                     it was moved or deleted apart from the database; restore it beside the database"
+                        .to_string(),
+                ));
+            }
+        }
         if self.setting(PAYMENT_DAYS_FILLED).await?.is_none() {
             let keys: Vec<i64> = with_reader!(self, pool => {
                 sqlx::query_scalar("SELECT DISTINCT merchant FROM payments ORDER BY merchant")
@@ -950,6 +967,21 @@ mod tests {
             store.decision("d-1").await.unwrap(),
             Some(decision_row("d-1"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_database_whose_audit_file_was_lost_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = format!("sqlite://{}", path.display());
+        Store::connect(&StoreOptions::new(&url))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        std::fs::remove_file(sqlite_audit_file(&path)).unwrap();
+        let e = Store::connect(&StoreOptions::new(&url)).await.unwrap_err();
+        assert!(e.to_string().contains("audit log"), "{e}");
     }
 
     /// A database from before migration 7 keeps its decisions: they move to the audit file.
