@@ -20,7 +20,6 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -152,29 +151,10 @@ fn now_micros() -> i64 {
 
 /// Reads the body (at most `limit` bytes) so it can be hashed, and puts it back for the handler.
 async fn take_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut payload = req.take_payload();
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::MalformedBody(super::FieldError::new(
-                "body",
-                format!("the body could not be read: {e}"),
-            ))
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let payload = req.take_payload();
+    let body = super::read_body(req.headers(), payload, limit)
+        .await?
+        .freeze();
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
     Ok(body)
 }

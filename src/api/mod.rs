@@ -239,32 +239,17 @@ pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiE
     )))
 }
 
-/// Reads a JSON body: `application/json` (415 otherwise), at most `limit` bytes (413), nested at
-/// most [`MAX_JSON_DEPTH`] deep, and of the expected shape (400 naming the field at fault, with
-/// unknown fields refused).
-pub async fn read_json<T: DeserializeOwned>(
-    req: &HttpRequest,
-    mut payload: web::Payload,
+/// Reads a request body of at most `limit` bytes (413 beyond it, and at once when the declared
+/// length is larger); for [`read_json`] and the idempotency guard, which hashes the body.
+pub(super) async fn read_body<S>(
+    headers: &header::HeaderMap,
+    mut payload: S,
     limit: usize,
-) -> Result<T, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if essence != "application/json"
-        && !(essence.starts_with("application/") && essence.ends_with("+json"))
-    {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let declared = req
-        .headers()
+) -> Result<web::BytesMut, ApiError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+{
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
@@ -284,6 +269,34 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// Reads a JSON body: `application/json` (415 otherwise), at most `limit` bytes (413), nested at
+/// most [`MAX_JSON_DEPTH`] deep, and of the expected shape (400 naming the field at fault, with
+/// unknown fields refused).
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_body(req.headers(), payload, limit).await?;
     if nests_deeper_than(&body, MAX_JSON_DEPTH) {
         return Err(ApiError::MalformedBody(FieldError::new(
             "body",
