@@ -695,18 +695,16 @@ mod tests {
             ..config(12_000, 13)
         };
         let plans = plan_population(&cfg);
-        // (age at disbursement, thin file, health at disbursement) by half of the window
-        let mut halves: [Vec<(f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        // per exported loan: age at disbursement, thin file (0/1), health at disbursement and its
+        // square, by half of the window
+        const NAMES: [&str; 4] = ["age", "thin", "health", "squared health"];
+        let mut halves: [Vec<[f64; 4]>; 2] = [Vec::new(), Vec::new()];
         for p in &plans {
             for l in p.loans.iter().filter(|l| p.exported(l)) {
                 let since_start = i64::from(l.day) - p.window_start;
                 let half = usize::from(since_start >= i64::from(cfg.history_days / 2));
-                let h = l.at_disbursement.health;
-                halves[half].push((
-                    f64::from(l.day),
-                    f64::from(u8::from(p.thin)),
-                    h.base + h.transitory,
-                ));
+                let h = l.at_disbursement.health.base + l.at_disbursement.health.transitory;
+                halves[half].push([f64::from(l.day), f64::from(u8::from(p.thin)), h, h * h]);
             }
         }
         assert!(
@@ -714,21 +712,16 @@ mod tests {
             "{}",
             halves[0].len()
         );
-        let stats = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+        // mean, variance and count of field `k` in one half
+        let stats = |v: &[[f64; 4]], k: usize| {
             let n = v.len() as f64;
-            let m = v.iter().map(f).sum::<f64>() / n;
-            let var = v.iter().map(|x| (f(x) - m).powi(2)).sum::<f64>() / n;
+            let m = v.iter().map(|x| x[k]).sum::<f64>() / n;
+            let var = v.iter().map(|x| (x[k] - m).powi(2)).sum::<f64>() / n;
             (m, var, n)
         };
-        let fields: [(&str, fn(&(f64, f64, f64)) -> f64); 4] = [
-            ("age", |x| x.0),
-            ("thin", |x| x.1),
-            ("health", |x| x.2),
-            ("squared health", |x| x.2 * x.2),
-        ];
-        for (name, f) in fields {
-            let (m0, v0, n0) = stats(&halves[0], f);
-            let (m1, v1, n1) = stats(&halves[1], f);
+        for (k, name) in NAMES.iter().enumerate() {
+            let (m0, v0, n0) = stats(&halves[0], k);
+            let (m1, v1, n1) = stats(&halves[1], k);
             let se = (v0 / n0 + v1 / n1).sqrt();
             assert!(
                 (m0 - m1).abs() < 4.0 * se,
