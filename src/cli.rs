@@ -80,10 +80,12 @@ pub enum Command {
         /// Target share of loans that default within their term.
         #[arg(long, default_value_t = 0.05)]
         default_rate: f64,
-        /// History length of an ordinary merchant, in days.
+        /// Days of the simulated window: loans disbursed in it are exported. Merchants are
+        /// onboarded continuously from 935 days before it (a stationary population), and their
+        /// payments are exported from onboarding.
         #[arg(long, default_value_t = 365)]
         history_days: u32,
-        /// Share of thin-file merchants (30 to 150 days of history).
+        /// Share of thin-file merchants (one loan after 14 to 89 days of trading).
         #[arg(long, default_value_t = 0.15)]
         thin_file_share: f64,
         /// Export date: every payment is before it (YYYY-MM-DD). Fixed by default so that a seed

@@ -33,9 +33,13 @@ pub struct SimConfig {
     /// Export date: every payment occurred before `end` 00:00 UTC; a loan whose term ends after
     /// `end` is still open. Fixed, so that output never depends on today's date.
     pub end: NaiveDate,
-    /// History length of an ordinary merchant: drawn uniformly in `[0.75, 1] × history_days`.
+    /// Length of the simulated window: the loans disbursed in the `history_days` days before
+    /// `end` are exported. Merchants are onboarded continuously, uniformly over the
+    /// `history_days + 935` days before `end` (the platform is older than the window, and every
+    /// loan age occurs on every day of it: a stationary population; see `src/simulate/README.md`),
+    /// and their payments are exported from onboarding.
     pub history_days: u32,
-    /// Share of thin-file merchants: 30 to 150 days of history, first loan after 14 to 89 days.
+    /// Share of thin-file merchants: one loan (probability 85 %) after 14 to 89 days of trading.
     pub thin_file_share: f64,
     /// ISO 4217 code with 2 decimal places.
     pub currency: String,
@@ -103,12 +107,16 @@ impl SimConfig {
             );
         }
         let earliest = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or(NaiveDate::MIN)
-            + chrono::Duration::days(i64::from(self.history_days) + 1);
+            + chrono::Duration::days(
+                i64::from(self.history_days) + i64::from(model::MAX_LOAN_AGE_DAYS) + 1,
+            );
         if self.end < earliest {
             bail!(
-                "end {} is too early: with history_days {} payments would predate 2000-01-01",
+                "end {} is too early: with history_days {} merchants are onboarded from {} days \
+                 before it, so payments would predate 2000-01-01",
                 self.end,
-                self.history_days
+                self.history_days,
+                self.history_days + model::MAX_LOAN_AGE_DAYS
             );
         }
         let last = NaiveDate::from_ymd_opt(model::LAST_LNY_YEAR, 12, 31).unwrap_or(NaiveDate::MAX);
@@ -133,9 +141,10 @@ impl SimConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimSummary {
     pub merchants: usize,
-    /// Merchants with a thin file (a short history, borrowing before 90 days).
+    /// Merchants with a thin file (borrowing before 90 days of history).
     pub thin_file_merchants: usize,
     pub payments: u64,
+    /// Loans disbursed inside the simulated window (the rows of `loans.csv`).
     pub loans: u64,
     /// Loans whose term ended by `end` (they all have an outcome).
     pub matured_loans: u64,
@@ -341,6 +350,39 @@ pub fn map_merchants<T, M, F>(
     config: &SimConfig,
     progress: bool,
     map: M,
+    sink: F,
+) -> anyhow::Result<()>
+where
+    T: Send,
+    M: Fn(SimMerchantRows) -> T + Sync,
+    F: FnMut(T) -> anyhow::Result<()>,
+{
+    map_selected(config, progress, false, map, sink)
+}
+
+/// [`map_merchants`] for the merchants with at least one loan in `loans.csv` only, i.e. all
+/// that a training table needs: the others (never borrowed in the window) are planned but their
+/// payments are not generated, which saves most of the work when the window is a small part of
+/// the platform's life. The rows of the merchants handed on are the same bytes.
+pub fn map_borrowers<T, M, F>(
+    config: &SimConfig,
+    progress: bool,
+    map: M,
+    sink: F,
+) -> anyhow::Result<()>
+where
+    T: Send,
+    M: Fn(SimMerchantRows) -> T + Sync,
+    F: FnMut(T) -> anyhow::Result<()>,
+{
+    map_selected(config, progress, true, map, sink)
+}
+
+fn map_selected<T, M, F>(
+    config: &SimConfig,
+    progress: bool,
+    only_borrowers: bool,
+    map: M,
     mut sink: F,
 ) -> anyhow::Result<()>
 where
@@ -351,8 +393,11 @@ where
     config.validate()?;
     let plans = plan_population(config);
     let alpha = calibrate(&plans, config.default_rate);
+    let selected: Vec<usize> = (0..plans.len())
+        .filter(|&i| !only_borrowers || plans[i].loans.iter().any(|l| plans[i].exported(l)))
+        .collect();
     let bar = if progress {
-        let bar = indicatif::ProgressBar::new(plans.len() as u64);
+        let bar = indicatif::ProgressBar::new(selected.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} simulating [{bar:40}] {pos}/{len} merchants, {elapsed_precise} (eta {eta})",
         ) {
@@ -363,18 +408,18 @@ where
         indicatif::ProgressBar::hidden()
     };
     let next = AtomicUsize::new(0);
-    let threads = workers().min(plans.len());
+    let threads = workers().min(selected.len()).max(1);
     let result: anyhow::Result<()> = std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<(usize, T)>(256);
         for _ in 0..threads {
             let tx = tx.clone();
-            let (plans, next, map) = (&plans, &next, &map);
+            let (plans, selected, next, map) = (&plans, &selected, &next, &map);
             s.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= plans.len() {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = selected.get(k) else {
                         break;
-                    }
+                    };
                     let out = generate_merchant(config, &plans[i], alpha);
                     let mut merchant = Vec::with_capacity(128);
                     merchant_row(&mut merchant, config, &plans[i]);
@@ -385,7 +430,7 @@ where
                         loans: out.loans,
                         truth: out.truth,
                     });
-                    if tx.send((i, mapped)).is_err() {
+                    if tx.send((k, mapped)).is_err() {
                         break; // the consumer gave up
                     }
                 }
@@ -394,18 +439,18 @@ where
         drop(tx);
         let mut pending: BTreeMap<usize, T> = BTreeMap::new();
         let mut expected = 0usize;
-        for (i, out) in rx {
-            pending.insert(i, out);
+        for (k, out) in rx {
+            pending.insert(k, out);
             while let Some(out) = pending.remove(&expected) {
                 sink(out)?;
                 expected += 1;
                 bar.inc(1);
             }
         }
-        if expected != plans.len() {
+        if expected != selected.len() {
             bail!(
                 "a simulation worker stopped early ({expected} of {} merchants)",
-                plans.len()
+                selected.len()
             );
         }
         Ok(())
@@ -499,9 +544,12 @@ mod tests {
             let (mut loans, mut defaults, mut pd_sum) = (0usize, 0usize, 0.0);
             for p in &plans {
                 let (outcomes, _) = draw_outcomes(p, alpha, &mut outcome_rng(&cfg, p));
-                loans += outcomes.len();
-                defaults += outcomes.iter().filter(|o| o.default_day.is_some()).count();
-                pd_sum += outcomes.iter().map(|o| o.pd).sum::<f64>();
+                // the rate is calibrated on the exported loans (those inside the window)
+                for (_, o) in p.loans.iter().zip(&outcomes).filter(|(l, _)| p.exported(l)) {
+                    loans += 1;
+                    defaults += usize::from(o.default_day.is_some());
+                    pd_sum += o.pd;
+                }
             }
             let realised = defaults as f64 / loans as f64;
             let se = (rate * (1.0 - rate) / loans as f64).sqrt();
@@ -599,12 +647,12 @@ mod tests {
             "thin share {thin}"
         );
         for p in &plans {
-            assert!(p.history_days <= cfg.history_days);
+            assert!((1..=cfg.history_days + model::MAX_LOAN_AGE_DAYS).contains(&p.history_days));
             for (i, l) in p.loans.iter().enumerate() {
                 if p.thin {
-                    assert!((14..90).contains(&l.day) && p.history_days <= 150);
+                    assert!((14..90).contains(&l.day));
                 } else {
-                    assert!(l.day >= 90);
+                    assert!((90..=model::MAX_LOAN_AGE_DAYS).contains(&l.day));
                 }
                 assert!(l.day + 5 <= p.history_days);
                 assert!(p.fail_day.is_none_or(|f| l.day < f));
@@ -617,13 +665,69 @@ mod tests {
         let failing =
             plans.iter().filter(|p| p.fail_day.is_some()).count() as f64 / plans.len() as f64;
         assert!((0.01..0.25).contains(&failing), "failing share {failing}");
+        // merchants onboarded too recently to have reached their first loan have none yet, so
+        // fewer than the 75 % (ordinary) and 85 % (thin) of merchants who plan one
         let with_loans =
             plans.iter().filter(|p| !p.loans.is_empty()).count() as f64 / plans.len() as f64;
         assert!(
-            (0.6..0.9).contains(&with_loans),
+            (0.5..0.8).contains(&with_loans),
             "share with loans {with_loans}"
         );
         assert!(plans.iter().any(|p| p.loans.len() >= 2));
+        // some merchants borrowed before the window and only their later loans are exported
+        assert!(
+            plans
+                .iter()
+                .any(|p| p.loans.len() >= 2 && !p.exported(&p.loans[0]) && p.exported(&p.loans[1]))
+        );
+    }
+
+    /// Onboarding is continuous, so the loans early and late in the window go to the same mix
+    /// of merchants: the same ages, the same share of thin files, the same spread of health. (The
+    /// design before it onboarded every ordinary merchant in the window's first quarter: loans in
+    /// the second half of a two-year window were a year older on average, with a wider spread of
+    /// health.)
+    #[test]
+    fn loans_early_and_late_in_the_window_go_to_the_same_population() {
+        let cfg = SimConfig {
+            history_days: 730,
+            term_days: Some(90),
+            ..config(12_000, 13)
+        };
+        let plans = plan_population(&cfg);
+        // per exported loan: age at disbursement, thin file (0/1), health at disbursement and its
+        // square, by half of the window
+        const NAMES: [&str; 4] = ["age", "thin", "health", "squared health"];
+        let mut halves: [Vec<[f64; 4]>; 2] = [Vec::new(), Vec::new()];
+        for p in &plans {
+            for l in p.loans.iter().filter(|l| p.exported(l)) {
+                let since_start = i64::from(l.day) - p.window_start;
+                let half = usize::from(since_start >= i64::from(cfg.history_days / 2));
+                let h = l.at_disbursement.health.base + l.at_disbursement.health.transitory;
+                halves[half].push([f64::from(l.day), f64::from(u8::from(p.thin)), h, h * h]);
+            }
+        }
+        assert!(
+            halves.iter().all(|h| h.len() > 2_000),
+            "{}",
+            halves[0].len()
+        );
+        // mean, variance and count of field `k` in one half
+        let stats = |v: &[[f64; 4]], k: usize| {
+            let n = v.len() as f64;
+            let m = v.iter().map(|x| x[k]).sum::<f64>() / n;
+            let var = v.iter().map(|x| (x[k] - m).powi(2)).sum::<f64>() / n;
+            (m, var, n)
+        };
+        for (k, name) in NAMES.iter().enumerate() {
+            let (m0, v0, n0) = stats(&halves[0], k);
+            let (m1, v1, n1) = stats(&halves[1], k);
+            let se = (v0 / n0 + v1 / n1).sqrt();
+            assert!(
+                (m0 - m1).abs() < 4.0 * se,
+                "{name}: {m0} in the first half of the window, {m1} in the second (se {se})"
+            );
+        }
     }
 
     #[test]
@@ -658,14 +762,15 @@ mod tests {
         }
     }
 
-    // `sha256sum` of `smecredit simulate --merchants 200 --seed 7` at commit ad4aea3 (truth.csv
-    // then had the columns loan_id,merchant_id,true_pd)
+    // `sha256sum` of `smecredit simulate --merchants 200 --seed 7` since continuous onboarding
+    // (the stationary population); any change to what the simulator draws changes them, and
+    // should be deliberate
     const GOLDEN_MERCHANTS: &str =
-        "fa89214630a42a5da5022c63669209db3a8715ecf9a14c7fbfe7cf3b868f46e4";
+        "1c6717c4bc26b8237fda5af4ac2a5243d27d8d94566cad92a6fbe2ea8130b721";
     const GOLDEN_PAYMENTS: &str =
-        "f302466bbaf57e9705b937fe61d8d8513dd7d6a7ddaf298f7707259ea14387a5";
-    const GOLDEN_LOANS: &str = "63f6defa0d02fd55275aee353f69e76529918daca231fe7f0063af49acfbee8e";
-    const GOLDEN_TRUTH: &str = "3406f50405e78132110f5b1a618bf496da8ab64b847976f9ce66639e9020c65b";
+        "98a1bd92a50172c2ba8ad0d1a9b5a1f5fbbfa4feec4712615dbddbecf9773977";
+    const GOLDEN_LOANS: &str = "7a03ab21656bb3193eb0baeb6ce32ed213989a0842f6527494d8bf376ad57a43";
+    const GOLDEN_TRUTH: &str = "9f54d85ae40d72c2e8bce060540658c7215a518f68c5a720eae1ea3d973671f5";
 
     fn sha256_hex(bytes: &[u8]) -> String {
         use sha2::{Digest, Sha256};
@@ -676,24 +781,17 @@ mod tests {
     }
 
     #[test]
-    fn the_oracle_leaves_the_simulated_data_byte_for_byte_as_before() {
-        // the files of the version before the ex-ante PD existed (truth.csv without its new
-        // column)
+    fn the_files_of_seed_7_are_pinned() {
         let cfg = config(200, 7);
         let dir = tempfile::tempdir().unwrap();
         run(&cfg, dir.path(), false).unwrap();
         let file = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
-        let old_truth: String = String::from_utf8(file("truth.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0))
-            .collect();
         assert_eq!(
             [
                 sha256_hex(&file("merchants.csv")),
                 sha256_hex(&file("payments.csv")),
                 sha256_hex(&file("loans.csv")),
-                sha256_hex(old_truth.as_bytes()),
+                sha256_hex(&file("truth.csv")),
             ],
             [
                 GOLDEN_MERCHANTS,
@@ -708,9 +806,9 @@ mod tests {
     fn the_ex_ante_pd_does_not_move_when_everything_after_the_disbursement_day_does() {
         let cfg = SimConfig {
             term_days: Some(90),
-            ..config(300, 3)
+            ..config(1_200, 3)
         };
-        let plans: Vec<Plan> = (0..300).map(|i| plan_merchant(&cfg, i)).collect();
+        let plans: Vec<Plan> = (0..1_200).map(|i| plan_merchant(&cfg, i)).collect();
         let alpha = calibrate(&plans, cfg.default_rate);
         let truth_rows = |out: &MerchantOutput| -> Vec<(String, String)> {
             String::from_utf8(out.truth.clone())
@@ -723,7 +821,9 @@ mod tests {
                 .collect()
         };
         let mut checked = 0;
-        for mut plan in plans.into_iter().filter(|p| !p.loans.is_empty()).take(80) {
+        // merchants whose first loan is exported, so that it is the first row of truth.csv
+        let first_exported = |p: &Plan| p.loans.first().is_some_and(|l| p.exported(l));
+        for mut plan in plans.into_iter().filter(first_exported).take(80) {
             let first = &plan.loans[0];
             let d = first.day as usize;
             // what the loan records is the state of the disbursement day
@@ -771,6 +871,7 @@ mod tests {
         let alpha = calibrate(&plans, cfg.default_rate);
         let (mut hind, mut ante) = (Vec::new(), Vec::new());
         for p in &plans {
+            // every planned loan, exported or not: the identity holds for any loan
             for (k, l) in p.loans.iter().enumerate() {
                 hind.push(1.0 / (1.0 + (-(alpha + l.score)).exp()));
                 ante.push(model::ex_ante_pd(

@@ -16,6 +16,19 @@ const LOCAL_OFFSET_SECS: i64 = 8 * 3600;
 pub(crate) const MAX_TERM_DAYS: u32 = 180;
 /// A merchant whose health falls below this stops trading for good ("fails").
 const FAILURE_THRESHOLD: f64 = -2.8;
+/// An ordinary merchant can borrow once it has traded this many days...
+const FIRST_LOAN_FROM_DAY: u32 = 90;
+/// ...and takes its first loan uniformly within this many days of becoming eligible.
+const FIRST_LOAN_WITHIN_DAYS: u32 = 365;
+/// The next loan is disbursed 0 to this many days after the previous one matures.
+const MAX_GAP_DAYS: u32 = 60;
+/// At most this many loans per ordinary merchant.
+const MAX_LOANS: u32 = 3;
+/// The oldest a merchant can be on the day a loan is disbursed to it: the last possible first
+/// loan, then two more loans of the longest term, each after the longest gap. Every loan age from
+/// 14 days to this one can occur on any day of the simulated window (see [`onboarding_age`]).
+pub(crate) const MAX_LOAN_AGE_DAYS: u32 =
+    FIRST_LOAN_FROM_DAY + FIRST_LOAN_WITHIN_DAYS + (MAX_LOANS - 1) * (MAX_TERM_DAYS + MAX_GAP_DAYS);
 
 pub(crate) struct CategorySpec {
     pub slug: &'static str,
@@ -478,8 +491,13 @@ pub(crate) struct Plan {
     pub name: String,
     /// Days since 1970-01-01 of `onboarded_on`.
     pub onboarded: i64,
-    /// Days from onboarding to the end of the simulation (`end`, exclusive).
+    /// Days from onboarding to the end of the simulation (`end`, exclusive): the merchant's age
+    /// at `end`.
     pub history_days: u32,
+    /// Day (from onboarding) on which the simulated window begins (`end − SimConfig::history_days`);
+    /// negative when the merchant was onboarded inside the window. Loans disbursed before it are
+    /// simulated (they shape the merchant's later borrowing) but not exported.
+    pub window_start: i64,
     pub thin: bool,
     size: f64,
     ticket_scale: f64,
@@ -489,6 +507,37 @@ pub(crate) struct Plan {
     pub health: Vec<f32>,
     pub fail_day: Option<u32>,
     pub loans: Vec<PlannedLoan>,
+}
+
+impl Plan {
+    /// The loan is disbursed inside the simulated window, so it is written to `loans.csv` and
+    /// `truth.csv` and counts towards the calibrated default rate.
+    pub(crate) fn exported(&self, loan: &PlannedLoan) -> bool {
+        i64::from(loan.day) >= self.window_start
+    }
+}
+
+/// A merchant's age at `end` (days from onboarding to `end`), i.e. when it was onboarded.
+///
+/// **Continuous onboarding, a stationary population.** A real platform onboards merchants every
+/// day and has done so for longer than any data extract covers, so the merchants who borrow in
+/// January are, as a group, as old as those who borrow in June. The simulator does the same:
+/// onboarding dates are uniform over the `history_days + MAX_LOAN_AGE_DAYS` days before `end`
+/// (the platform existed `MAX_LOAN_AGE_DAYS` days before the simulated window opened), and a
+/// merchant's loans are planned by its *age* (first loan 90–455 days after onboarding, the next
+/// ones after each term), never by the calendar. A loan at age `a` then falls on a calendar day
+/// `end − (age at end − a)`; with the age at end uniform on `1..=history_days +
+/// MAX_LOAN_AGE_DAYS` and `a ≤ MAX_LOAN_AGE_DAYS`, every day of the window receives loans of
+/// every age with the same probability. So the mix of ages, histories, health and risk of the
+/// loans is the same early and late in the window (apart from the seasons), which is what an
+/// out-of-time split assumes. Only loans inside the window are exported; payments are exported
+/// from onboarding, so every feature of an exported loan sees the merchant's whole history.
+///
+/// (The design it replaces onboarded every ordinary merchant in the first quarter of the window,
+/// so calendar time was merchant age: later loans went to older merchants whose health had
+/// drifted further apart, a different population from the earlier ones.)
+fn onboarding_age(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> u32 {
+    rng.random_range(1..=cfg.history_days + MAX_LOAN_AGE_DAYS)
 }
 
 pub(crate) fn days_since_epoch(date: NaiveDate) -> i64 {
@@ -516,13 +565,9 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
         }
     };
     let thin = rng.random_bool(cfg.thin_file_share);
-    let history_days = if thin {
-        rng.random_range(30..=150u32).min(cfg.history_days)
-    } else {
-        let lo = (f64::from(cfg.history_days) * 0.75).round() as u32;
-        rng.random_range(lo..=cfg.history_days)
-    };
+    let history_days = onboarding_age(cfg, &mut rng);
     let onboarded = days_since_epoch(cfg.end) - i64::from(history_days);
+    let window_start = i64::from(history_days) - i64::from(cfg.history_days);
 
     // size and ticket level: log-normal, independent of health and region
     let size = (0.6 * normal(&mut rng) - 0.18).exp();
@@ -556,7 +601,8 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
         states.push(state);
     }
 
-    // loans: sequential, never overlapping, only to a merchant still trading
+    // loans: sequential, never overlapping, only to a merchant still trading; planned by the
+    // merchant's age alone (the calendar only cuts them off at `end`)
     let mut loans = Vec::new();
     let count = if thin {
         usize::from(rng.random_bool(0.85))
@@ -564,10 +610,9 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
         pick(&mut rng, &[0.25, 0.45, 0.22, 0.08])
     };
     let mut next_day = if thin {
-        let hi = 89.min(history_days.saturating_sub(5)).max(15);
-        rng.random_range(14..=hi)
+        rng.random_range(14..=89)
     } else {
-        rng.random_range(90..=history_days.saturating_sub(20).max(90))
+        rng.random_range(FIRST_LOAN_FROM_DAY..=FIRST_LOAN_FROM_DAY + FIRST_LOAN_WITHIN_DAYS)
     };
     for _ in 0..count {
         if next_day + 5 > history_days || fail_day.is_some_and(|f| next_day >= f) {
@@ -597,7 +642,7 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
                 eps,
             },
         });
-        next_day += term + rng.random_range(0..=60);
+        next_day += term + rng.random_range(0..=MAX_GAP_DAYS);
     }
 
     Plan {
@@ -608,6 +653,7 @@ pub(crate) fn plan_merchant(cfg: &SimConfig, index: usize) -> Plan {
         name,
         onboarded,
         history_days,
+        window_start,
         thin,
         size,
         ticket_scale,
@@ -624,14 +670,17 @@ pub(crate) fn outcome_rng(cfg: &SimConfig, plan: &Plan) -> ChaCha8Rng {
     rng_for(cfg.seed, plan.index, 1)
 }
 
-/// Expected (defaulted loans, loans) of one merchant at intercept `alpha`, given that a loan
-/// after a default is never disbursed: loan `k` exists with probability `Π_{i<k} (1 − pd_i)`.
+/// Expected (defaulted loans, loans) among the exported loans of one merchant at intercept
+/// `alpha`, given that a loan after a default is never disbursed: loan `k` exists with
+/// probability `Π_{i<k} (1 − pd_i)`, counting the loans before the window.
 pub(crate) fn expected_defaults(plan: &Plan, alpha: f64) -> (f64, f64) {
     let (mut alive, mut defaults, mut loans) = (1.0, 0.0, 0.0);
     for l in &plan.loans {
         let pd = sigmoid(alpha + l.score);
-        loans += alive;
-        defaults += alive * pd;
+        if plan.exported(l) {
+            loans += alive;
+            defaults += alive * pd;
+        }
         alive *= 1.0 - pd;
     }
     (defaults, loans)
@@ -898,7 +947,12 @@ pub(crate) fn generate_merchant(cfg: &SimConfig, plan: &Plan, alpha: f64) -> Mer
         payments: events.len() as u64,
         ..MerchantStats::default()
     };
+    // `k` is the merchant's own loan number, so a merchant whose first loans predate the window
+    // starts at `-l2` or later
     for (k, (l, o)) in plan.loans.iter().zip(&outcomes).enumerate() {
+        if !plan.exported(l) {
+            continue;
+        }
         // principal: 0.5 to 2 months of the trailing (up to) 90 days' gross sales, in hundreds
         let from = l.day.saturating_sub(90) as usize;
         let days = (l.day as usize - from).max(1);

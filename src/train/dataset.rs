@@ -234,6 +234,8 @@ pub fn read_dataset_csv(path: &Path) -> anyhow::Result<Vec<DatasetRow>> {
 /// What a dataset build produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DatasetSummary {
+    /// Merchants with at least one loan (a row or an excluded loan): the merchants the table is
+    /// about, whichever path built it (the store's reads only those).
     pub merchants: usize,
     pub rows: usize,
     pub defaults: usize,
@@ -250,7 +252,9 @@ pub struct DatasetSummary {
 impl DatasetSummary {
     /// Counts one merchant's rows.
     pub fn add(&mut self, rows: &[DatasetRow], stats: LoanRowsStats) {
-        self.merchants += 1;
+        if !rows.is_empty() || stats.open_excluded + stats.immature_excluded > 0 {
+            self.merchants += 1;
+        }
         self.rows += rows.len();
         self.defaults += rows.iter().filter(|r| r.label).count();
         self.open_excluded += stats.open_excluded;
@@ -639,7 +643,7 @@ pub fn rows_from_simulation(
         }
         Ok((r, st, t))
     };
-    crate::simulate::map_merchants(config, progress, map, |res| {
+    crate::simulate::map_borrowers(config, progress, map, |res| {
         let (r, st, t) = res?;
         summary.add(&r, st);
         truth.extend(t);

@@ -76,7 +76,7 @@ fn store_routes() -> Vec<(&'static str, String, Option<Value>)> {
             "/v1/decisions/00000000-0000-0000-0000-000000000000".into(),
             None,
         ),
-        ("POST", "/v1/models/sc-2026.11-sim42d/activate".into(), None),
+        ("POST", "/v1/models/sc-2026.11-sim43/activate".into(), None),
         ("GET", "/readyz".into(), None),
     ]
 }
