@@ -187,7 +187,7 @@ fn view(
             examples(
                 ("Approve" = (summary = "A steady grocery: grade A, the limit instead of the larger request", value = json!({
                     "decision_id": "4d44af18-dd97-4889-a0f8-6b4db4df110d", "merchant_id": "m000002", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42d", "model_sha256": "e65a106a3e08089724391e543adc69a4f401394f5a0e0b3e142373e2194ca258",
+                    "model_version": "sc-2026.11-sim43", "model_sha256": "037b3b72b39dc0ea75320497953d03cde9cfbdf13c8d3dcf230a9bbfaa56a97d",
                     "policy_version": "policy-2026.11-v1", "score": 666.1, "pd": 0.00202, "grade": "A", "decision": "approve",
                     "credit_limit": {"amount": "36600.00", "currency": "CNY"}, "offered_amount": {"amount": "36600.00", "currency": "CNY"},
                     "indicative_apr": "0.12", "suggested_repayment_share": "0.30", "thin_file": false,
@@ -196,7 +196,7 @@ fn view(
                     "knockouts": [], "created_at": "2026-11-22T02:00:01Z"}))),
                 ("Refer" = (summary = "Grade D: a person looks at it", value = json!({
                     "decision_id": "0318027b-49d4-4104-ab21-3c7f3429be9f", "merchant_id": "m000001", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42d", "model_sha256": "e65a106a3e08089724391e543adc69a4f401394f5a0e0b3e142373e2194ca258",
+                    "model_version": "sc-2026.11-sim43", "model_sha256": "037b3b72b39dc0ea75320497953d03cde9cfbdf13c8d3dcf230a9bbfaa56a97d",
                     "policy_version": "policy-2026.11-v1", "score": 559.6, "pd": 0.075, "grade": "D", "decision": "refer",
                     "credit_limit": {"amount": "1800.00", "currency": "CNY"}, "offered_amount": {"amount": "1800.00", "currency": "CNY"},
                     "indicative_apr": "0.24", "suggested_repayment_share": "0.17", "thin_file": false,
@@ -211,7 +211,7 @@ fn view(
                     "knockouts": [], "created_at": "2026-11-22T02:00:01Z"}))),
                 ("Decline" = (summary = "No sale in 30 days: declined by a named rule", value = json!({
                     "decision_id": "91c31108-4664-4d26-a28e-e7645128f7a2", "merchant_id": "m000031", "as_of": "2026-11-22T00:00:00Z",
-                    "model_version": "sc-2026.11-sim42d", "model_sha256": "e65a106a3e08089724391e543adc69a4f401394f5a0e0b3e142373e2194ca258",
+                    "model_version": "sc-2026.11-sim43", "model_sha256": "037b3b72b39dc0ea75320497953d03cde9cfbdf13c8d3dcf230a9bbfaa56a97d",
                     "policy_version": "policy-2026.11-v1", "score": 537.14, "pd": 0.15, "grade": "E", "decision": "decline",
                     "credit_limit": {"amount": "0.00", "currency": "CNY"}, "offered_amount": {"amount": "0.00", "currency": "CNY"},
                     "indicative_apr": "0", "suggested_repayment_share": null, "thin_file": false,
