@@ -2,14 +2,20 @@
 # Scoring under load over HTTP (figures in the README):
 #   MERCHANTS stored merchants on SQLite, each with a year of history (10,950 payments: 30 a day),
 #   scored as of 2026-06-30 by `wrk` over loopback (POST /v1/scores, a random merchant each time)
-#   for SECONDS; the service's resident memory is sampled every 0.2 s. Then the same load again
-#   while the active model is switched back and forth every 0.5 s: every request must succeed.
-# Usage: benches/score_load.sh [MERCHANTS] [SECONDS] [CONNECTIONS]
+#   for SECONDS with CONNECTIONS connections, each sending its next request as soon as the last is
+#   answered: the most the service can do (closed loop). Then RATE scores a second at fixed
+#   intervals for SECONDS (`examples/score_rate.rs`, open loop): the latency a client sees at that
+#   load, measured from the instant each request was due, so a stall counts against every request
+#   that should have gone out during it. The service's resident memory is sampled every 0.2 s.
+#   Last, the closed-loop load again while the active model is switched back and forth every
+#   0.5 s: every request must succeed.
+# Usage: benches/score_load.sh [MERCHANTS] [SECONDS] [CONNECTIONS] [RATE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 merchants=${1:-500}
 secs=${2:-30}
 conns=${3:-32}
+rate=${4:-1500}
 port=18182
 cargo build --release --bins --examples
 bin=target/release/smecredit
@@ -70,9 +76,8 @@ done = function(summary, latency, requests)
 end
 LUA
 
-# Peaks of the service's resident memory (VmRSS) and of its own part (RssAnon). The rest is the
-# SQLite file's pages, memory-mapped by each reader connection: the kernel's page cache, shared
-# and dropped at will, but counted once per connection that maps it.
+# Peaks of the service's resident memory (VmRSS) and of its own (anonymous) part, RssAnon: the
+# heap, SQLite's page caches and stacks; the rest is file pages (the binary, SQLite's index).
 sample_rss() {
   local max=0 anon=0 rss a
   while kill -0 "$server" 2>/dev/null; do
@@ -92,7 +97,10 @@ run() {
   local sampler=$!
   wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/score.lua" "http://127.0.0.1:$port" | tee "$work/wrk.out"
   kill "$sampler" 2>/dev/null || true
-  echo "service memory peak during the run: $(awk '{printf "%.0f MB", $1 / 1024}' "$work/rss.max") resident, of which own (anonymous) $(awk '{printf "%.0f MB", $1 / 1024}' "$work/anon.max"); the rest is mapped database pages"
+  memory
+}
+memory() {
+  echo "service memory peak during the run: $(awk '{printf "%.0f MB", $1 / 1024}' "$work/rss.max") resident, of which own (anonymous) $(awk '{printf "%.0f MB", $1 / 1024}' "$work/anon.max")"
 }
 
 echo "== scoring, $conns connections, ${secs}s"
@@ -100,7 +108,16 @@ curl -s -o /dev/null -H "Authorization: Bearer $keys" -H 'Content-Type: applicat
   -d '{"merchant_id":"bm-000000","as_of":"2026-06-30"}' "http://127.0.0.1:$port/v1/scores"
 run
 
-echo "== the same load while the model is switched every 0.5 s"
+echo "== $rate scores a second at fixed intervals (open loop), ${secs}s"
+echo 0 > "$work/rss.max"
+echo 0 > "$work/anon.max"
+sample_rss &
+sampler=$!
+SMECREDIT_API_KEY="$keys" target/release/examples/score_rate "http://127.0.0.1:$port" "$merchants" "$rate" "$secs"
+kill "$sampler" 2>/dev/null || true
+memory
+
+echo "== the closed-loop load while the model is switched every 0.5 s"
 (
   switches=0 failed=0
   end=$((SECONDS + secs))

@@ -87,12 +87,12 @@ function done(summary, latency, requests)
 end
 LUA
 
-# Resident memory of the process's own (anonymous) pages, in kB. SQLite's file is memory-mapped
-# (`mmap_size`), so VmRSS also counts pages of the database file that the OS caches and can drop
-# at will; they grow with the data, not with a leak, and are reported beside it.
+# Resident memory of the process's own (anonymous) pages, in kB: the heap, SQLite's page caches,
+# stacks. The rest of VmRSS is file pages (the binary, SQLite's shared-memory index), printed
+# beside it; they do not grow with the traffic.
 rss() { awk '/RssAnon/ {print $2}' "/proc/$server/status"; }
 file_rss() { awk '/RssFile/ {print $2}' "/proc/$server/status"; }
-echo "service memory at start: $(( $(rss) / 1024 )) MB own, $(( $(file_rss) / 1024 )) MB mapped file"
+echo "service memory at start: $(( $(rss) / 1024 )) MB own, $(( $(file_rss) / 1024 )) MB of mapped files"
 # own memory every 30 s, to tell a level that settles from one that keeps growing
 (
   t=0
@@ -108,7 +108,7 @@ wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s -s "$work/soak.lua" "http://127.0.
 kill "$sampler" 2>/dev/null || true
 end_rss=$(rss)
 start_rss=$(cat "$work/rss.2min" 2>/dev/null || echo "$end_rss")
-echo "service memory at minute 2: $((start_rss / 1024)) MB own, at the end: $((end_rss / 1024)) MB own, $(( $(file_rss) / 1024 )) MB mapped file"
+echo "service memory at minute 2: $((start_rss / 1024)) MB own, at the end: $((end_rss / 1024)) MB own, $(( $(file_rss) / 1024 )) MB of mapped files"
 growth=$(awk -v a="$start_rss" -v b="$end_rss" 'BEGIN { printf "%.1f", (b - a) * 100 / a }')
 echo "memory growth from minute 2 to the end: $growth %"
 echo "own memory over time (s: MB): $(awk '{printf "%s: %.1f  ", $1, $2 / 1024}' "$work/rss.trace" 2>/dev/null)"

@@ -56,6 +56,8 @@ pub struct Settings {
     pub db_acquire_timeout_secs: u64,
     /// SQLite only: `full` (an acknowledged write survives a power cut) or `normal`.
     pub sqlite_synchronous: String,
+    /// SQLite's memory for all its connections together, in MiB (its soft heap limit).
+    pub sqlite_cache_mb: u64,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
     /// Where model artifacts live, one directory per version.
@@ -101,6 +103,7 @@ impl Default for Settings {
             db_max_connections: 8,
             db_acquire_timeout_secs: 5,
             sqlite_synchronous: "full".to_string(),
+            sqlite_cache_mb: 8,
             workers: None,
             models_dir: "models".into(),
             model: None,
@@ -160,6 +163,7 @@ impl Settings {
             &mut s.db_acquire_timeout_secs,
         )?;
         env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
+        env_override("SMECREDIT_SQLITE_CACHE_MB", &mut s.sqlite_cache_mb)?;
         env_override("SMECREDIT_MODELS_DIR", &mut s.models_dir)?;
         env_override(
             "SMECREDIT_REQUEST_TIMEOUT_SECS",
@@ -224,6 +228,10 @@ impl Settings {
             matches!(self.sqlite_synchronous.as_str(), "full" | "normal"),
             "sqlite_synchronous must be full or normal, got {:?}",
             self.sqlite_synchronous
+        );
+        anyhow::ensure!(
+            self.sqlite_cache_mb >= 1,
+            "sqlite_cache_mb must be at least 1"
         );
         anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
         anyhow::ensure!(
@@ -300,6 +308,7 @@ impl Settings {
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
             sqlite_synchronous_full: self.sqlite_synchronous == "full",
+            sqlite_cache_bytes: self.sqlite_cache_mb.saturating_mul(1 << 20),
             statement_timeout: Some(Duration::from_secs(self.db_statement_timeout_secs))
                 .filter(|t| !t.is_zero()),
         }

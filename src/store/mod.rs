@@ -42,6 +42,10 @@ pub struct StoreOptions {
     /// SQLite only: `full` syncs the write-ahead log at every commit, so an acknowledged batch
     /// survives a power cut; `normal` survives a crash of the process but not of the machine.
     pub sqlite_synchronous_full: bool,
+    /// SQLite only: the most memory SQLite may keep, for all connections of the process together
+    /// (its soft heap limit); past it, each connection recycles its own page cache instead of
+    /// growing it. Pages it drops are read again from the OS's file cache.
+    pub sqlite_cache_bytes: u64,
     /// PostgreSQL only: the server cancels a statement running longer (`statement_timeout`), and
     /// the request gets a 503. Migrations run without it. SQLite has no statement timeout; a
     /// statement waiting for a lock gives up after `acquire_timeout` (its busy timeout).
@@ -55,6 +59,7 @@ impl StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
             sqlite_synchronous_full: true,
+            sqlite_cache_bytes: 8 << 20,
             statement_timeout: None,
         }
     }
