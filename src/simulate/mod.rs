@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, mpsc};
 
 /// Settings of a simulation run.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,6 +182,70 @@ fn workers() -> usize {
         .clamp(1, 8)
 }
 
+/// How many merchants (in hand-out order) a worker may start ahead of the writer, per worker: the
+/// writer emits merchants in index order, so without a bound one slow merchant (an old one, with
+/// years of payments: several MB of rows) lets every other worker's output pile up in the reorder
+/// buffer. With the bound, at most `AHEAD_PER_WORKER × workers` merchants' outputs are in flight
+/// (being generated, in the channel, or waiting to be written), whatever their speed: enough to
+/// keep the other workers busy past one slow merchant, and a bound on memory (32 on 2
+/// cores: 193 MB peak for `simulate --merchants 10000`, against 467 MB unbounded).
+const AHEAD_PER_WORKER: usize = 16;
+
+fn ahead_limit() -> usize {
+    AHEAD_PER_WORKER * workers()
+}
+
+/// The bound of [`ahead_limit`]: a worker that took hand-out number `k` waits until fewer than
+/// `limit` merchants before it are still unwritten. The worker holding the oldest unwritten
+/// merchant never waits (`k = written < written + limit`), so the writer always progresses.
+/// `close` (writer gave up, or a worker panicked) releases every waiting worker.
+struct AheadGate {
+    limit: usize,
+    state: Mutex<(usize, bool)>, // (merchants written, closed)
+    cv: Condvar,
+}
+
+impl AheadGate {
+    fn new(limit: usize) -> AheadGate {
+        AheadGate {
+            limit: limit.max(1),
+            state: Mutex::new((0, false)),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Blocks until hand-out `k` may start; false if the gate was closed (stop working).
+    fn wait(&self, k: usize) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !st.1 && k >= st.0 + self.limit {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        !st.1
+    }
+
+    fn written(&self, n: usize) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 = n;
+        self.cv.notify_all();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Closes the gate when a worker unwinds, so that no other worker waits forever for a
+/// merchant that will never be written (the panic itself surfaces from `thread::scope`).
+struct CloseOnPanic<'a>(&'a AheadGate);
+
+impl Drop for CloseOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.close();
+        }
+    }
+}
+
 /// Phase 1 for the whole population, in parallel, in index order.
 fn plan_population(cfg: &SimConfig) -> Vec<Plan> {
     let n = cfg.merchants;
@@ -245,15 +309,17 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
     let mut total = MerchantStats::default();
     let next = AtomicUsize::new(0);
     let threads = workers().min(plans.len());
+    let gate = AheadGate::new(ahead_limit());
     let write_result: anyhow::Result<()> = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<(usize, MerchantOutput)>(256);
+        let (tx, rx) = mpsc::sync_channel::<(usize, MerchantOutput)>(ahead_limit());
         for _ in 0..threads {
             let tx = tx.clone();
-            let (plans, next) = (&plans, &next);
+            let (plans, next, gate) = (&plans, &next, &gate);
             s.spawn(move || {
+                let _close = CloseOnPanic(gate);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= plans.len() {
+                    if i >= plans.len() || !gate.wait(i) {
                         break;
                     }
                     let out = generate_merchant(config, &plans[i], alpha);
@@ -264,27 +330,37 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
             });
         }
         drop(tx);
-        // write in merchant order whatever the order of completion
+        // write in merchant order whatever the order of completion; the gate bounds `pending`
         let mut pending: BTreeMap<usize, MerchantOutput> = BTreeMap::new();
         let mut expected = 0usize;
-        for (i, out) in rx {
-            pending.insert(i, out);
-            while let Some(out) = pending.remove(&expected) {
-                payments.write_all(&out.payments)?;
-                loans.write_all(&out.loans)?;
-                truth.write_all(&out.truth)?;
-                let st = out.stats;
-                total.payments += st.payments;
-                total.loans += st.loans;
-                total.defaults_drawn += st.defaults_drawn;
-                total.matured += st.matured;
-                total.matured_defaults += st.matured_defaults;
-                total.pd_sum += st.pd_sum;
-                total.ex_ante_pd_sum += st.ex_ante_pd_sum;
-                expected += 1;
-                bar.inc(1);
+        let write = || -> anyhow::Result<()> {
+            for (i, out) in rx {
+                pending.insert(i, out);
+                let before = expected;
+                while let Some(out) = pending.remove(&expected) {
+                    payments.write_all(&out.payments)?;
+                    loans.write_all(&out.loans)?;
+                    truth.write_all(&out.truth)?;
+                    let st = out.stats;
+                    total.payments += st.payments;
+                    total.loans += st.loans;
+                    total.defaults_drawn += st.defaults_drawn;
+                    total.matured += st.matured;
+                    total.matured_defaults += st.matured_defaults;
+                    total.pd_sum += st.pd_sum;
+                    total.ex_ante_pd_sum += st.ex_ante_pd_sum;
+                    expected += 1;
+                    bar.inc(1);
+                }
+                if expected != before {
+                    gate.written(expected);
+                }
             }
-        }
+            Ok(())
+        };
+        let written = write();
+        gate.close(); // releases waiting workers if the writer stopped on an error
+        written?;
         if expected != plans.len() {
             bail!(
                 "a simulation worker stopped early ({expected} of {} merchants)",
@@ -334,7 +410,7 @@ pub struct SimMerchantRows {
 }
 
 /// In-memory twin of [`run`]: simulates the population and hands each merchant's rows to `sink`
-/// in merchant index order, without writing files. Memory stays bounded (a few hundred merchants
+/// in merchant index order, without writing files. Memory stays bounded (at most [`ahead_limit`] merchants
 /// in flight), so populations far larger than the disk would hold can be consumed. The rows are
 /// byte-identical to what [`run`] writes for the same config (tested).
 pub fn for_each_merchant<F>(config: &SimConfig, progress: bool, sink: F) -> anyhow::Result<()>
@@ -409,17 +485,22 @@ where
     };
     let next = AtomicUsize::new(0);
     let threads = workers().min(selected.len()).max(1);
+    let gate = AheadGate::new(ahead_limit());
     let result: anyhow::Result<()> = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<(usize, T)>(256);
+        let (tx, rx) = mpsc::sync_channel::<(usize, T)>(ahead_limit());
         for _ in 0..threads {
             let tx = tx.clone();
-            let (plans, selected, next, map) = (&plans, &selected, &next, &map);
+            let (plans, selected, next, map, gate) = (&plans, &selected, &next, &map, &gate);
             s.spawn(move || {
+                let _close = CloseOnPanic(gate);
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = selected.get(k) else {
                         break;
                     };
+                    if !gate.wait(k) {
+                        break;
+                    }
                     let out = generate_merchant(config, &plans[i], alpha);
                     let mut merchant = Vec::with_capacity(128);
                     merchant_row(&mut merchant, config, &plans[i]);
@@ -437,16 +518,27 @@ where
             });
         }
         drop(tx);
+        // hand on in index order; the gate bounds `pending`
         let mut pending: BTreeMap<usize, T> = BTreeMap::new();
         let mut expected = 0usize;
-        for (k, out) in rx {
-            pending.insert(k, out);
-            while let Some(out) = pending.remove(&expected) {
-                sink(out)?;
-                expected += 1;
-                bar.inc(1);
+        let consume = || -> anyhow::Result<()> {
+            for (k, out) in rx {
+                pending.insert(k, out);
+                let before = expected;
+                while let Some(out) = pending.remove(&expected) {
+                    sink(out)?;
+                    expected += 1;
+                    bar.inc(1);
+                }
+                if expected != before {
+                    gate.written(expected);
+                }
             }
-        }
+            Ok(())
+        };
+        let consumed = consume();
+        gate.close(); // releases waiting workers if the sink stopped on an error
+        consumed?;
         if expected != selected.len() {
             bail!(
                 "a simulation worker stopped early ({expected} of {} merchants)",
@@ -760,6 +852,65 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn the_ahead_gate_holds_workers_back_until_the_writer_catches_up() {
+        let gate = AheadGate::new(3);
+        assert!(gate.wait(0) && gate.wait(2)); // within the bound: no wait
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait(3));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !waiter.is_finished(),
+                "hand-out 3 ran 3 ahead of the writer"
+            );
+            gate.written(1);
+            assert!(waiter.join().unwrap());
+        });
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait(10));
+            gate.close();
+            assert!(
+                !waiter.join().unwrap(),
+                "a closed gate releases and stops workers"
+            );
+        });
+    }
+
+    #[test]
+    fn a_slow_merchant_does_not_let_the_others_pile_up() {
+        use std::sync::atomic::AtomicUsize;
+        // merchant 0 is slow; without the bound the other workers would run to the end while
+        // its output is missing, and the reorder buffer would hold them all
+        let limit = ahead_limit();
+        let cfg = config(limit + 60, 3);
+        let handed_on = AtomicUsize::new(0);
+        let max_ahead = AtomicUsize::new(0);
+        map_merchants(
+            &cfg,
+            false,
+            |r| {
+                if r.index == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                let ahead = r.index - handed_on.load(Ordering::SeqCst).min(r.index);
+                max_ahead.fetch_max(ahead, Ordering::SeqCst);
+                r.index
+            },
+            |i| {
+                assert_eq!(i, handed_on.load(Ordering::SeqCst));
+                handed_on.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(handed_on.load(Ordering::SeqCst), limit + 60);
+        let max_ahead = max_ahead.load(Ordering::SeqCst);
+        assert!(
+            max_ahead < limit,
+            "a worker ran {max_ahead} merchants ahead"
+        );
     }
 
     // `sha256sum` of `smecredit simulate --merchants 200 --seed 7` since continuous onboarding
