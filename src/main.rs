@@ -12,9 +12,8 @@ fn main() -> anyhow::Result<()> {
 /// core, and memory freed in one arena is reused only by the threads of that arena. The service
 /// allocates from some twenty threads (Tokio's and actix's workers, and one thread per SQLite
 /// connection, which does SQLite's own allocations), so freed memory was spread over a dozen
-/// arenas: in the soak (`benches/soak.sh`) the service's own memory kept rising by about 2.5 MB a
-/// minute while its live heap, profiled, stayed flat. One arena measured 36 MB instead of 56 MB
-/// at minute 2, at the same throughput on this machine's two cores. Set before any thread
+/// arenas. In the soak (`benches/soak.sh`) one arena measured 36 MB of own memory instead of
+/// 56 MB at minute 2, at the same throughput on this machine's two cores. Set before any thread
 /// starts; `MALLOC_ARENA_MAX` in the environment still overrides it.
 fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

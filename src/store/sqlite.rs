@@ -51,16 +51,15 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
         })
         .busy_timeout(o.acquire_timeout)
         .foreign_keys(true)
-        // No memory map: each connection would map the whole file, and
-        // the kernel counts a mapped page once per mapping, so ten connections showed the hot
-        // pages ten times over (resident 502 MB under the scoring benchmark, for 22 MB of the
+        // No memory map: each connection would map the whole file, and the kernel counts a
+        // mapped page once per mapping, so ten connections showed the hot pages ten times over (resident 502 MB under the scoring benchmark, for 22 MB of the
         // service's own memory). Since the audit log left the main file, scoring no longer
         // writes to it, so each connection's page cache stays warm between requests and the
         // few pages a score reads (about 365 day rows) are copied from the OS cache cheaply.
         .pragma("mmap_size", "0")
-        // Without a bound, each connection's page cache (2 MB by default) and statements grow as
-        // it meets new pages, and with a dozen connections the service's memory kept rising for
-        // ten minutes of mixed traffic (the soak). The limit is the process's, shared by all.
+        // Without a bound, each connection's page cache (2 MB by default) grows as it meets new
+        // pages; with a dozen connections, SQLite's part of the heap kept rising through the
+        // soak's mixed traffic (a heap profile). The limit is the process's, shared by all.
         .pragma("soft_heap_limit", o.sqlite_cache_bytes.to_string());
     let audit = audit_file(options.get_filename())
         .to_string_lossy()
