@@ -943,6 +943,36 @@ mod tests {
             .unwrap()
     }
 
+    /// Every SQLite connection reads without a memory map (resident memory would count the
+    /// mapped file once per connection) under the configured process-wide heap limit.
+    #[tokio::test]
+    async fn sqlite_connections_map_no_memory_and_share_the_configured_heap_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let mut options = StoreOptions::new(&url);
+        options.sqlite_cache_bytes = 3 << 20;
+        let store = Store::connect(&options).await.unwrap();
+        let Backend::Sqlite {
+            writer,
+            reader,
+            audit,
+        } = &store.backend
+        else {
+            panic!("a sqlite:// URL gives a SQLite store");
+        };
+        for pool in [writer, reader, audit] {
+            let mmap: i64 = sqlx::query_scalar("PRAGMA mmap_size")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!((mmap, limit), (0, 3 << 20));
+        }
+    }
+
     /// The point of the audit log's own file: appending decisions commits nothing to the main
     /// file, so readers keep their page cache and memory map (SQLite resets both whenever
     /// another connection has committed to the file they read).
