@@ -294,86 +294,33 @@ pub fn run(config: &SimConfig, out_dir: &Path, progress: bool) -> anyhow::Result
     loans.write_all(LOANS_HEADER)?;
     truth.write_all(TRUTH_HEADER)?;
 
-    let bar = if progress {
-        let bar = indicatif::ProgressBar::new(plans.len() as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} simulating [{bar:40}] {pos}/{len} merchants, {elapsed_precise} (eta {eta})",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-
     let mut total = MerchantStats::default();
-    let next = AtomicUsize::new(0);
-    let threads = workers().min(plans.len());
-    let gate = AheadGate::new(ahead_limit());
-    let write_result: anyhow::Result<()> = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<(usize, MerchantOutput)>(ahead_limit());
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (plans, next, gate) = (&plans, &next, &gate);
-            s.spawn(move || {
-                let _close = CloseOnPanic(gate);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= plans.len() || !gate.wait(i) {
-                        break;
-                    }
-                    let out = generate_merchant(config, &plans[i], alpha);
-                    if tx.send((i, out)).is_err() {
-                        break; // the writer gave up
-                    }
-                }
-            });
-        }
-        drop(tx);
-        // write in merchant order whatever the order of completion; the gate bounds `pending`
-        let mut pending: BTreeMap<usize, MerchantOutput> = BTreeMap::new();
-        let mut expected = 0usize;
-        let write = || -> anyhow::Result<()> {
-            for (i, out) in rx {
-                pending.insert(i, out);
-                let before = expected;
-                while let Some(out) = pending.remove(&expected) {
-                    payments.write_all(&out.payments)?;
-                    loans.write_all(&out.loans)?;
-                    truth.write_all(&out.truth)?;
-                    let st = out.stats;
-                    total.payments += st.payments;
-                    total.loans += st.loans;
-                    total.defaults_drawn += st.defaults_drawn;
-                    total.matured += st.matured;
-                    total.matured_defaults += st.matured_defaults;
-                    total.pd_sum += st.pd_sum;
-                    total.ex_ante_pd_sum += st.ex_ante_pd_sum;
-                    expected += 1;
-                    bar.inc(1);
-                }
-                if expected != before {
-                    gate.written(expected);
-                }
-            }
+    let all: Vec<usize> = (0..plans.len()).collect();
+    generate_in_order(
+        config,
+        &plans,
+        alpha,
+        &all,
+        progress,
+        |_, out| out,
+        |out: MerchantOutput| {
+            payments.write_all(&out.payments)?;
+            loans.write_all(&out.loans)?;
+            truth.write_all(&out.truth)?;
+            let st = out.stats;
+            total.payments += st.payments;
+            total.loans += st.loans;
+            total.defaults_drawn += st.defaults_drawn;
+            total.matured += st.matured;
+            total.matured_defaults += st.matured_defaults;
+            total.pd_sum += st.pd_sum;
+            total.ex_ante_pd_sum += st.ex_ante_pd_sum;
             Ok(())
-        };
-        let written = write();
-        gate.close(); // releases waiting workers if the writer stopped on an error
-        written?;
-        if expected != plans.len() {
-            bail!(
-                "a simulation worker stopped early ({expected} of {} merchants)",
-                plans.len()
-            );
-        }
-        Ok(())
-    });
-    write_result?;
+        },
+    )?;
     for w in [&mut payments, &mut loans, &mut truth] {
         w.flush()?;
     }
-    bar.finish_and_clear();
 
     let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
     Ok(SimSummary {
@@ -459,7 +406,7 @@ fn map_selected<T, M, F>(
     progress: bool,
     only_borrowers: bool,
     map: M,
-    mut sink: F,
+    sink: F,
 ) -> anyhow::Result<()>
 where
     T: Send,
@@ -472,6 +419,45 @@ where
     let selected: Vec<usize> = (0..plans.len())
         .filter(|&i| !only_borrowers || plans[i].loans.iter().any(|l| plans[i].exported(l)))
         .collect();
+    generate_in_order(
+        config,
+        &plans,
+        alpha,
+        &selected,
+        progress,
+        |i, out| {
+            let mut merchant = Vec::with_capacity(128);
+            merchant_row(&mut merchant, config, &plans[i]);
+            map(SimMerchantRows {
+                index: i,
+                merchant,
+                payments: out.payments,
+                loans: out.loans,
+                truth: out.truth,
+            })
+        },
+        sink,
+    )
+}
+
+/// Generates the merchants `selected` (indices into `plans`) on worker threads and hands
+/// `map(index, output)` of each, computed on the worker, to `sink` in the order of `selected`,
+/// whatever the order of completion. Workers may run at most [`ahead_limit`] merchants ahead of
+/// `sink` (the gate), so memory stays bounded however slow one merchant is.
+fn generate_in_order<T, M, F>(
+    config: &SimConfig,
+    plans: &[Plan],
+    alpha: f64,
+    selected: &[usize],
+    progress: bool,
+    map: M,
+    mut sink: F,
+) -> anyhow::Result<()>
+where
+    T: Send,
+    M: Fn(usize, MerchantOutput) -> T + Sync,
+    F: FnMut(T) -> anyhow::Result<()>,
+{
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(selected.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -490,7 +476,7 @@ where
         let (tx, rx) = mpsc::sync_channel::<(usize, T)>(ahead_limit());
         for _ in 0..threads {
             let tx = tx.clone();
-            let (plans, selected, next, map, gate) = (&plans, &selected, &next, &map, &gate);
+            let (next, map, gate) = (&next, &map, &gate);
             s.spawn(move || {
                 let _close = CloseOnPanic(gate);
                 loop {
@@ -501,16 +487,7 @@ where
                     if !gate.wait(k) {
                         break;
                     }
-                    let out = generate_merchant(config, &plans[i], alpha);
-                    let mut merchant = Vec::with_capacity(128);
-                    merchant_row(&mut merchant, config, &plans[i]);
-                    let mapped = map(SimMerchantRows {
-                        index: i,
-                        merchant,
-                        payments: out.payments,
-                        loans: out.loans,
-                        truth: out.truth,
-                    });
+                    let mapped = map(i, generate_merchant(config, &plans[i], alpha));
                     if tx.send((k, mapped)).is_err() {
                         break; // the consumer gave up
                     }
