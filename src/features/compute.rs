@@ -387,8 +387,74 @@ pub struct DaySummary {
     pub last_at: i64,
     /// The latest sale, if there was one.
     pub last_sale_at: Option<i64>,
-    /// `(payer key, amount)` of every sale, in no particular order.
-    pub sale_payers: Vec<(u64, i64)>,
+    /// Per payer with a sale this day: its key, its number of sales and their amount, sorted
+    /// by payer key, one entry per payer. So a day's summary grows with its distinct payers,
+    /// not with its sales (a regular who buys twenty times a day is one entry). (The summary a
+    /// store read hands over for a whole payer window holds its days' lists one after the
+    /// other; [`History::from_days`] takes entries in any order.)
+    pub sale_payers: Vec<PayerSales>,
+}
+
+/// The sales of one payer over some days: payer key, number of sales, amount in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayerSales {
+    pub payer: u64,
+    pub sales: u32,
+    pub amount: i64,
+}
+
+/// Merges `other` into `into`, both sorted by payer with one entry per payer; the result is
+/// sorted with one entry per payer again.
+pub fn merge_payer_sales(into: &mut Vec<PayerSales>, other: &[PayerSales]) {
+    if other.is_empty() {
+        return;
+    }
+    if into.is_empty() {
+        into.extend_from_slice(other);
+        return;
+    }
+    let mut out = Vec::with_capacity(into.len() + other.len());
+    let (mut i, mut j) = (0, 0);
+    while i < into.len() && j < other.len() {
+        let (a, b) = (into[i], other[j]);
+        match a.payer.cmp(&b.payer) {
+            std::cmp::Ordering::Less => {
+                out.push(a);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(PayerSales {
+                    payer: a.payer,
+                    sales: a.sales + b.sales,
+                    amount: a.amount + b.amount,
+                });
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&into[i..]);
+    out.extend_from_slice(&other[j..]);
+    *into = out;
+}
+
+/// Sorts entries in any order (several per payer allowed) into one entry per payer, sorted by
+/// payer key.
+pub fn compact_payer_sales(entries: &mut Vec<PayerSales>) {
+    entries.sort_unstable_by_key(|e| e.payer);
+    entries.dedup_by(|next, kept| {
+        if next.payer == kept.payer {
+            kept.sales += next.sales;
+            kept.amount += next.amount;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 impl DaySummary {
@@ -427,7 +493,18 @@ impl DaySummary {
                     self.last_sale_at
                         .map_or(f.at_micros, |t| t.max(f.at_micros)),
                 );
-                self.sale_payers.push((f.payer, f.amount_minor));
+                let sale = PayerSales {
+                    payer: f.payer,
+                    sales: 1,
+                    amount: f.amount_minor,
+                };
+                match self.sale_payers.binary_search_by_key(&f.payer, |e| e.payer) {
+                    Ok(i) => {
+                        self.sale_payers[i].sales += 1;
+                        self.sale_payers[i].amount += f.amount_minor;
+                    }
+                    Err(i) => self.sale_payers.insert(i, sale),
+                }
             }
             PaymentKind::Refund => self.refunds += f.amount_minor,
             PaymentKind::Chargeback => {
@@ -455,7 +532,7 @@ impl DaySummary {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        self.sale_payers.extend_from_slice(&other.sale_payers);
+        merge_payer_sales(&mut self.sale_payers, &other.sale_payers);
     }
 }
 
@@ -479,8 +556,9 @@ pub struct History {
     as_of: DateTime<Utc>,
     days: Box<Days>,
     channel_gross_90: [i64; 5],
-    /// (payer, amount) of every sale of days 0..90
-    payers: Vec<(u64, i64)>,
+    /// The sales of days 0..90 by payer, in any order, possibly several entries per payer
+    /// (one per payer and day when built from day summaries)
+    payers: Vec<PayerSales>,
     first_at: Option<i64>,
     last_sale_at: Option<i64>,
     /// Payments of any kind before `as_of`, and the latest of them.
@@ -530,7 +608,11 @@ impl History {
                         days.sales[d] += 1;
                         if d < 90 {
                             h.channel_gross_90[channel_index(f.channel)] += f.amount_minor;
-                            h.payers.push((f.payer, f.amount_minor));
+                            h.payers.push(PayerSales {
+                                payer: f.payer,
+                                sales: 1,
+                                amount: f.amount_minor,
+                            });
                         }
                     }
                 }
@@ -775,16 +857,16 @@ pub fn compute_history(profile: &MerchantProfile, history: &History) -> FeatureV
 
     // customers: sort the sales of days 0..90 by payer, then fold runs of one payer
     let mut payers = history.payers.clone();
-    payers.sort_unstable_by_key(|&(p, _)| p);
+    payers.sort_unstable_by_key(|e| e.payer);
     let mut per_payer: Vec<i64> = Vec::with_capacity(payers.len().min(4096));
     let mut repeat_amount = 0i64;
     let mut i = 0;
     while i < payers.len() {
-        let p = payers[i].0;
-        let (mut n, mut amount) = (0usize, 0i64);
-        while i < payers.len() && payers[i].0 == p {
-            n += 1;
-            amount += payers[i].1;
+        let p = payers[i].payer;
+        let (mut n, mut amount) = (0u64, 0i64);
+        while i < payers.len() && payers[i].payer == p {
+            n += u64::from(payers[i].sales);
+            amount += payers[i].amount;
             i += 1;
         }
         if n >= 2 {

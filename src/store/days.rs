@@ -11,8 +11,8 @@
 //! then either committed (and is read) or waits for us and adds its own payments afterwards.
 
 use super::{NewPayment, StoreError};
-use crate::features::{DaySummary, PaymentFact, utc_day};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::features::{DaySummary, PayerSales, PaymentFact, compact_payer_sales, utc_day};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 /// What a payment batch does to `payment_days`.
@@ -133,32 +133,65 @@ pub(super) fn add_on_conflict(
     )
 }
 
-/// 16 bytes per sale: payer key and amount, little-endian.
-pub(super) fn encode_payers(payers: &[(u64, i64)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payers.len() * 16);
-    for (p, a) in payers {
-        out.extend_from_slice(&p.to_le_bytes());
-        out.extend_from_slice(&a.to_le_bytes());
+/// Bytes per payer entry of `sale_payers`.
+const PAYER_BYTES: usize = 20;
+
+/// 20 bytes per payer: payer key (u64), number of sales (u32) and their amount (i64),
+/// little-endian (migration 8).
+pub(super) fn encode_payers(payers: &[PayerSales]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payers.len() * PAYER_BYTES);
+    for e in payers {
+        out.extend_from_slice(&e.payer.to_le_bytes());
+        out.extend_from_slice(&e.sales.to_le_bytes());
+        out.extend_from_slice(&e.amount.to_le_bytes());
     }
     out
 }
 
-fn decode_payers(bytes: &[u8]) -> Result<Vec<(u64, i64)>, StoreError> {
-    if !bytes.len().is_multiple_of(16) {
+pub(super) fn decode_payers(bytes: &[u8]) -> Result<Vec<PayerSales>, StoreError> {
+    if !bytes.len().is_multiple_of(PAYER_BYTES) {
         return Err(StoreError::corrupt(
-            "sale_payers is not a multiple of 16 bytes",
+            "sale_payers is not a multiple of 20 bytes",
         ));
     }
     Ok(bytes
-        .chunks_exact(16)
-        .map(|c| {
-            let (p, a) = c.split_at(8);
-            (
-                u64::from_le_bytes(p.try_into().expect("8 bytes")),
-                i64::from_le_bytes(a.try_into().expect("8 bytes")),
-            )
+        .chunks_exact(PAYER_BYTES)
+        .map(|c| PayerSales {
+            payer: u64::from_le_bytes(c[..8].try_into().expect("8 bytes")),
+            sales: u32::from_le_bytes(c[8..12].try_into().expect("4 bytes")),
+            amount: i64::from_le_bytes(c[12..].try_into().expect("8 bytes")),
         })
         .collect())
+}
+
+/// The days of `upserts` that the upsert added to a stored day rather than inserted:
+/// `returned` holds `(merchant, day, payments)` of every upserted row after the upsert, and a
+/// row whose payment count exceeds what was upserted held payments before. Their
+/// `sale_payers` are two lists one after the other, to be compacted into one.
+pub(super) fn merged_days(
+    upserts: &[(i64, DaySummary)],
+    returned: &[(i64, i64, i64)],
+) -> Vec<(i64, i64)> {
+    let given: HashMap<(i64, i64), i64> = upserts
+        .iter()
+        .map(|(m, s)| ((*m, s.day), i64::from(s.payments)))
+        .collect();
+    let mut out: Vec<(i64, i64)> = returned
+        .iter()
+        .filter(|&&(m, d, payments)| given.get(&(m, d)).is_some_and(|&n| payments > n && n > 0))
+        .map(|&(m, d, _)| (m, d))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The one list of payers of a stored day whose `sale_payers` concatenates several, if that
+/// list is shorter.
+pub(super) fn compacted(bytes: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut entries = decode_payers(bytes)?;
+    let before = entries.len();
+    compact_payer_sales(&mut entries);
+    Ok((entries.len() < before).then(|| encode_payers(&entries)))
 }
 
 /// The one-row read of [`super::Store::history`], shaped by what [`History::from_days`] needs
@@ -372,9 +405,25 @@ mod tests {
 
     #[test]
     fn payers_round_trip() {
-        let p = vec![(u64::MAX, 1), (0, i64::MAX), (12345, 99)];
+        let e = |payer, sales, amount| PayerSales {
+            payer,
+            sales,
+            amount,
+        };
+        let p = vec![e(u64::MAX, 1, 1), e(0, u32::MAX, i64::MAX), e(12345, 3, 99)];
         assert_eq!(decode_payers(&encode_payers(&p)).unwrap(), p);
-        assert!(decode_payers(&[0; 15]).is_err());
+        assert!(decode_payers(&[0; 19]).is_err());
+        assert!(
+            decode_payers(&[0; 16]).is_err(),
+            "the old 16-byte format is refused"
+        );
+        // two lists one after the other compact into one sorted list, one entry per payer
+        let day = [e(7, 1, 10), e(9, 2, 30)];
+        let later = [e(3, 1, 5), e(9, 1, 20)];
+        let both = [encode_payers(&day), encode_payers(&later)].concat();
+        let one = decode_payers(&compacted(&both).unwrap().unwrap()).unwrap();
+        assert_eq!(one, vec![e(3, 1, 5), e(7, 1, 10), e(9, 3, 50)]);
+        assert_eq!(compacted(&encode_payers(&p[..1])).unwrap(), None);
     }
 
     #[test]
@@ -384,7 +433,11 @@ mod tests {
                 .map(|c| Some(c.to_string()))
                 .to_vec(),
             totals: Some("20001,2,7,9,8,0,1234,0,0,0".to_string()),
-            payers: Some(encode_payers(&[(0xdead_beef, 1234)])),
+            payers: Some(encode_payers(&[PayerSales {
+                payer: 0xdead_beef,
+                sales: 1,
+                amount: 1234,
+            }])),
             older: Some("19000,3,1,2,,0,0,0,0,0".to_string()),
         };
         let s = packed.into_summaries().unwrap();
@@ -393,7 +446,14 @@ mod tests {
         assert_eq!((s[1].day, s[1].refunds), (20001, 5));
         assert_eq!((s[2].payments, s[2].first_at, s[2].last_at), (2, 7, 9));
         assert_eq!((s[2].last_sale_at, s[2].channel_gross[1]), (Some(8), 1234));
-        assert_eq!(s[2].sale_payers, vec![(0xdead_beef, 1234)]);
+        assert_eq!(
+            s[2].sale_payers,
+            vec![PayerSales {
+                payer: 0xdead_beef,
+                sales: 1,
+                amount: 1234
+            }]
+        );
         assert_eq!(
             (s[3].day, s[3].payments, s[3].last_sale_at),
             (19000, 3, None)

@@ -250,10 +250,17 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_audit_file.sql"),
         include_str!("../../migrations/postgres/0007_audit_file.sql"),
     ),
+    (
+        8,
+        "one payer entry per payer and day",
+        include_str!("../../migrations/sqlite/0008_payer_sales_per_day.sql"),
+        include_str!("../../migrations/postgres/0008_payer_sales_per_day.sql"),
+    ),
 ];
 
 /// The setting that records that `payment_days` holds every stored payment (written once, after
-/// the summaries of the payments stored before migration 4 have been computed).
+/// the summaries of the payments stored before migration 4 have been computed; migration 8
+/// clears it to have them computed again in its format).
 const PAYMENT_DAYS_FILLED: &str = "payment_days_filled";
 
 fn migrator(sql: fn(&(i64, &str, &'static str, &'static str)) -> &'static str) -> Migrator {
@@ -444,7 +451,7 @@ impl Store {
     }
 
     /// Applies the migrations that have not run yet, then fills what a migration cannot compute
-    /// in SQL (the day summaries of payments stored before migration 4). Idempotent.
+    /// in SQL (the day summaries of payments stored before migration 4 or 8). Idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite { writer, .. } => migrator(|m| m.2).run(writer).await,
@@ -944,13 +951,16 @@ mod tests {
     }
 
     /// Every SQLite connection reads without a memory map (resident memory would count the
-    /// mapped file once per connection) under the configured process-wide heap limit.
+    /// mapped file once per connection) under the configured process-wide heap limit. The
+    /// limit is one per process and the tests of this binary run in parallel, all with the
+    /// default options: a custom value here would race with their connections.
     #[tokio::test]
     async fn sqlite_connections_map_no_memory_and_share_the_configured_heap_limit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let mut options = StoreOptions::new(&url);
-        options.sqlite_cache_bytes = 3 << 20;
+        let options = StoreOptions::new(&url);
+        let configured = i64::try_from(options.sqlite_cache_bytes).unwrap();
+        assert!(configured > 0);
         let store = Store::connect(&options).await.unwrap();
         let Backend::Sqlite {
             writer,
@@ -969,7 +979,7 @@ mod tests {
                 .fetch_one(pool)
                 .await
                 .unwrap();
-            assert_eq!((mmap, limit), (0, 3 << 20));
+            assert_eq!((mmap, limit), (0, configured));
         }
     }
 
@@ -1017,6 +1027,104 @@ mod tests {
         std::fs::remove_file(sqlite_audit_file(&path)).unwrap();
         let e = Store::connect(&StoreOptions::new(&url)).await.unwrap_err();
         assert!(e.to_string().contains("audit log"), "{e}");
+    }
+
+    /// A stored day holds one payer entry per payer, however many batches added to it; and a
+    /// database from before migration 8 (16 bytes per sale) gets its days rebuilt in the new
+    /// format at start-up.
+    #[tokio::test]
+    async fn a_day_keeps_one_entry_per_payer_and_migration_8_rebuilds_old_days() {
+        use crate::domain::{
+            Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
+            PaymentKind, RegionCode, RegionType,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        let cny = Currency::parse("CNY").unwrap();
+        let merchant = Merchant {
+            id: MerchantId::parse("m-1").unwrap(),
+            name: "Shop".into(),
+            category: Category::parse("grocery").unwrap(),
+            region_type: RegionType::parse("urban").unwrap(),
+            region_code: RegionCode::parse("330782").unwrap(),
+            currency: cny,
+            onboarded_on: "2026-01-01".parse().unwrap(),
+        };
+        let (stored, _) = store.upsert_merchant(&merchant).await.unwrap();
+        let sale = |id: &str, at: &str, payer: &str| Payment {
+            id: PaymentId::parse(id).unwrap(),
+            occurred_at: at.parse().unwrap(),
+            amount: Money::parse("12.50", cny).unwrap(),
+            kind: PaymentKind::Sale,
+            channel: Channel::QrCode,
+            payer_ref: PayerRef::parse(payer).unwrap(),
+        };
+        let batches = [
+            vec![sale("p-1", "2026-11-02T08:00:00Z", "alice")],
+            vec![
+                sale("p-2", "2026-11-02T09:00:00Z", "alice"),
+                sale("p-3", "2026-11-02T10:00:00Z", "bob"),
+            ],
+            vec![sale("p-4", "2026-11-02T11:00:00Z", "bob")],
+        ];
+        for batch in &batches {
+            let rows: Vec<NewPayment<'_>> = batch
+                .iter()
+                .map(|payment| NewPayment {
+                    merchant_key: stored.key,
+                    payment,
+                })
+                .collect();
+            let outcome = store
+                .insert_payments(&rows, OnConflict::RejectBatch)
+                .await
+                .unwrap();
+            assert_eq!(outcome.accepted, batch.len() as u64);
+        }
+        let Backend::Sqlite { writer, .. } = &store.backend else {
+            panic!("a sqlite:// URL gives a SQLite store");
+        };
+        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_days")
+            .fetch_one(writer)
+            .await
+            .unwrap();
+        assert_eq!(n, 40, "alice and bob, 20 bytes each");
+        let as_of = crate::features::as_of_start_of_day("2026-11-03".parse().unwrap());
+        let profile = crate::features::MerchantProfile::from(&merchant);
+        let expected = crate::features::compute(
+            &profile,
+            &store.payment_facts(stored.key, as_of).await.unwrap(),
+            as_of,
+        );
+        let history = store.history(stored.key, as_of).await.unwrap();
+        assert_eq!(
+            crate::features::compute_history(&profile, &history),
+            expected
+        );
+
+        // the state before migration 8: a day of four 16-byte entries, filled
+        for sql in [
+            "UPDATE payment_days SET sale_payers = zeroblob(64)",
+            "DELETE FROM _sqlx_migrations WHERE version = 8",
+        ] {
+            sqlx::query(sql).execute(writer).await.unwrap();
+        }
+        store.close().await;
+        let store = Store::connect(&StoreOptions::new(&url)).await.unwrap();
+        let Backend::Sqlite { writer, .. } = &store.backend else {
+            unreachable!()
+        };
+        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_days")
+            .fetch_one(writer)
+            .await
+            .unwrap();
+        assert_eq!(n, 40);
+        let history = store.history(stored.key, as_of).await.unwrap();
+        assert_eq!(
+            crate::features::compute_history(&profile, &history),
+            expected
+        );
     }
 
     /// A database from before migration 7 keeps its decisions: they move to the audit file.

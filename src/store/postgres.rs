@@ -136,13 +136,13 @@ async fn upsert_days(
              SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
                $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
                $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
-               $17::bytea[]){}",
+               $17::bytea[]){} RETURNING merchant, day, payments",
             days::COLUMNS,
             days::add_on_conflict("LEAST", "GREATEST", |a, b| format!("{a} || {b}"))
         )
     });
     let col = |f: &dyn Fn(&(i64, DaySummary)) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-    sqlx::query(AssertSqlSafe(sql.as_str()))
+    let returned = sqlx::query(AssertSqlSafe(sql.as_str()))
         .bind(col(&|r| r.0))
         .bind(col(&|r| r.1.day))
         .bind(col(&|r| i64::from(r.1.payments)))
@@ -168,8 +168,48 @@ async fn upsert_days(
                 .map(|r| days::encode_payers(&r.1.sale_payers))
                 .collect::<Vec<Vec<u8>>>(),
         )
+        .fetch_all(&mut *tx)
+        .await?;
+    let returned = returned
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<Vec<(i64, i64, i64)>, sqlx::Error>>()?;
+    // The days the upsert added to hold two payer lists one after the other: compact them.
+    // The upsert locked those rows until the transaction ends, so no concurrent writer
+    // changes them in between.
+    let merged = days::merged_days(rows, &returned);
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let (ms, ds): (Vec<i64>, Vec<i64>) = merged.into_iter().unzip();
+    let stored: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT merchant, day, sale_payers FROM payment_days
+         WHERE (merchant, day) IN (SELECT * FROM UNNEST($1::bigint[], $2::bigint[]))",
+    )
+    .bind(&ms)
+    .bind(&ds)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (mut um, mut ud, mut ub) = (Vec::new(), Vec::new(), Vec::new());
+    for (m, d, blob) in stored {
+        if let Some(one) = days::compacted(&blob)? {
+            um.push(m);
+            ud.push(d);
+            ub.push(one);
+        }
+    }
+    if !um.is_empty() {
+        sqlx::query(
+            "UPDATE payment_days p SET sale_payers = u.b
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[]) AS u(m, d, b)
+             WHERE p.merchant = u.m AND p.day = u.d",
+        )
+        .bind(&um)
+        .bind(&ud)
+        .bind(&ub)
         .execute(&mut *tx)
         .await?;
+    }
     Ok(())
 }
 

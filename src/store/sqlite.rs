@@ -250,7 +250,45 @@ fn day_upsert_sql(rows: usize) -> String {
     sql.push_str(&days::add_on_conflict("min", "max", |a, b| {
         format!("CAST({a} || {b} AS BLOB)")
     }));
+    sql.push_str(" RETURNING merchant, day, payments");
     sql
+}
+
+/// Upserts day summaries, then compacts the payer lists of the days it added to (see
+/// [`days::merged_days`]): the transaction holds SQLite's write lock, so nobody else changes
+/// them in between.
+async fn upsert_days(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[(i64, DaySummary)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(DAYS_PER_STATEMENT) {
+        let mut q = sqlx::query_as(AssertSqlSafe(day_upsert_sql(chunk.len())))
+            .persistent(keep_prepared(chunk.len(), DAYS_PER_STATEMENT));
+        for (m, s) in chunk {
+            q = bind_day(q, *m, s);
+        }
+        let returned: Vec<(i64, i64, i64)> = q.fetch_all(&mut *tx).await?;
+        for (m, d) in days::merged_days(chunk, &returned) {
+            let blob: Vec<u8> = sqlx::query_scalar(
+                "SELECT sale_payers FROM payment_days WHERE merchant = ? AND day = ?",
+            )
+            .bind(m)
+            .bind(d)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(one) = days::compacted(&blob)? {
+                sqlx::query(
+                    "UPDATE payment_days SET sale_payers = ? WHERE merchant = ? AND day = ?",
+                )
+                .bind(one)
+                .bind(m)
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Brings `payment_days` up to date with the payments this transaction stored (see
@@ -259,14 +297,7 @@ pub(super) async fn apply_day_plan(
     tx: &mut sqlx::SqliteConnection,
     plan: &DayPlan,
 ) -> Result<(), StoreError> {
-    for chunk in plan.upserts.chunks(DAYS_PER_STATEMENT) {
-        let mut q = sqlx::query(AssertSqlSafe(day_upsert_sql(chunk.len())))
-            .persistent(keep_prepared(chunk.len(), DAYS_PER_STATEMENT));
-        for (m, s) in chunk {
-            q = bind_day(q, *m, s);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    upsert_days(&mut *tx, &plan.upserts).await?;
     for &(m, from, to) in &plan.recompute {
         let facts = facts_between(&mut *tx, m, from * DAY_MICROS, to * DAY_MICROS).await?;
         sqlx::query("DELETE FROM payment_days WHERE merchant = ? AND day >= ? AND day < ?")
@@ -275,24 +306,17 @@ pub(super) async fn apply_day_plan(
             .bind(to)
             .execute(&mut *tx)
             .await?;
-        let fresh = summarize_days(&facts);
-        for chunk in fresh.chunks(DAYS_PER_STATEMENT) {
-            let mut q = sqlx::query(AssertSqlSafe(day_upsert_sql(chunk.len())))
-                .persistent(keep_prepared(chunk.len(), DAYS_PER_STATEMENT));
-            for s in chunk {
-                q = bind_day(q, m, s);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let fresh: Vec<(i64, DaySummary)> =
+            summarize_days(&facts).into_iter().map(|s| (m, s)).collect();
+        upsert_days(&mut *tx, &fresh).await?;
     }
     Ok(())
 }
 
-fn bind_day<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    merchant: i64,
-    s: &DaySummary,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+type DayUpsert<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Sqlite, (i64, i64, i64), sqlx::sqlite::SqliteArguments>;
+
+fn bind_day<'q>(q: DayUpsert<'q>, merchant: i64, s: &DaySummary) -> DayUpsert<'q> {
     q.bind(merchant)
         .bind(s.day)
         .bind(i64::from(s.payments))

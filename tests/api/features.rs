@@ -131,6 +131,14 @@ async fn day_summaries_follow_every_kind_of_batch(backend: Backend) {
         sale("p-6", "2026-11-03T01:00:00Z", "60.00", "d"),
         sale("p-6", "2026-11-03T01:00:00Z", "60.00", "d"),
     ];
+    // new sales on stored days, by payers already seen there and a new one: the days' payer
+    // lists are merged into one entry per payer
+    let more = vec![
+        sale("p-8", "2026-11-02T13:00:00Z", "5.00", "a"),
+        sale("p-9", "2026-11-02T14:00:00Z", "6.00", "b"),
+        sale("p-10", "2026-11-03T02:00:00Z", "7.00", "f"),
+        sale("p-11", "2026-11-03T03:00:00Z", "8.00", "d"),
+    ];
     let conflict = vec![
         sale("p-7", "2026-11-02T05:00:00Z", "70.00", "e"),
         sale("p-1", "2026-11-01T23:59:59.999999Z", "10.01", "a"),
@@ -165,6 +173,7 @@ async fn day_summaries_follow_every_kind_of_batch(backend: Backend) {
         ("a again", a, 200),
         ("b", b, 200),
         ("twice", twice, 200),
+        ("more", more, 200),
         ("conflict", conflict, 409),
     ] {
         let res = app.post_payments("m-1", batch).await;
@@ -181,8 +190,8 @@ async fn day_summaries_follow_every_kind_of_batch(backend: Backend) {
         .unwrap();
     assert_eq!(
         feature(&on_the_3rd, "net_sales_30d"),
-        &json!({"amount": "60.00", "currency": "CNY"}),
-        "10 + 20 − 3 + 40 − 7 chargeback"
+        &json!({"amount": "71.00", "currency": "CNY"}),
+        "10 + 20 − 3 + 40 + 5 + 6 − 7 chargeback"
     );
 }
 
