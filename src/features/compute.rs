@@ -403,45 +403,6 @@ pub struct PayerSales {
     pub amount: i64,
 }
 
-/// Merges `other` into `into`, both sorted by payer with one entry per payer; the result is
-/// sorted with one entry per payer again.
-pub fn merge_payer_sales(into: &mut Vec<PayerSales>, other: &[PayerSales]) {
-    if other.is_empty() {
-        return;
-    }
-    if into.is_empty() {
-        into.extend_from_slice(other);
-        return;
-    }
-    let mut out = Vec::with_capacity(into.len() + other.len());
-    let (mut i, mut j) = (0, 0);
-    while i < into.len() && j < other.len() {
-        let (a, b) = (into[i], other[j]);
-        match a.payer.cmp(&b.payer) {
-            std::cmp::Ordering::Less => {
-                out.push(a);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out.push(b);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                out.push(PayerSales {
-                    payer: a.payer,
-                    sales: a.sales + b.sales,
-                    amount: a.amount + b.amount,
-                });
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out.extend_from_slice(&into[i..]);
-    out.extend_from_slice(&other[j..]);
-    *into = out;
-}
-
 /// Sorts entries in any order (several per payer allowed) into one entry per payer, sorted by
 /// payer key.
 pub fn compact_payer_sales(entries: &mut Vec<PayerSales>) {
@@ -532,7 +493,8 @@ impl DaySummary {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        merge_payer_sales(&mut self.sale_payers, &other.sale_payers);
+        self.sale_payers.extend_from_slice(&other.sale_payers);
+        compact_payer_sales(&mut self.sale_payers);
     }
 }
 

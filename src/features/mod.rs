@@ -15,6 +15,5 @@ pub use catalog::{CATALOG, CATALOG_VERSION, Direction, Family, FeatureDef, Featu
 pub use compute::{
     DaySummary, FeatureEntryJson, FeatureValue, FeatureValueJson, FeatureVector, FeatureVectorJson,
     History, MerchantProfile, PayerSales, PaymentFact, as_of_start_of_day, compact_payer_sales,
-    compute, compute_history, facts_from_payments, merge_payer_sales, payer_key, summarize_days,
-    utc_day,
+    compute, compute_history, facts_from_payments, payer_key, summarize_days, utc_day,
 };
