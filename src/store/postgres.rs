@@ -252,8 +252,13 @@ fn day_columns(merchant: &str) -> String {
     let window = days::window_columns(
         |e| format!("string_agg({e}, ',' ORDER BY day)"),
         |c| format!("({c})::text"),
-        "$1",
-        "string_agg(sale_payers, ''::bytea) FILTER (WHERE day >= $1)",
+        merchant,
+        &days::DayParams {
+            payers_from: "$1",
+            window_from: "$3",
+            to: "$4",
+        },
+        |c| format!("string_agg({c}, ''::bytea)"),
     );
     let older = days::packed_older_sql(|c| format!("({c})::text"));
     format!(

@@ -369,8 +369,13 @@ fn day_columns(merchant: &str) -> String {
     let window = days::window_columns(
         |e| format!("group_concat({e})"),
         |c| c.to_string(),
-        "?1",
-        "CAST(group_concat(CASE WHEN day >= ?1 THEN sale_payers END, '') AS BLOB)",
+        merchant,
+        &days::DayParams {
+            payers_from: "?1",
+            window_from: "?3",
+            to: "?4",
+        },
+        |c| format!("CAST(group_concat({c}, '') AS BLOB)"),
     );
     let older = days::packed_older_sql(|c| c.to_string());
     format!(
