@@ -56,7 +56,7 @@ pub struct Settings {
     pub db_acquire_timeout_secs: u64,
     /// SQLite only: `full` (an acknowledged write survives a power cut) or `normal`.
     pub sqlite_synchronous: String,
-    /// SQLite's memory for all its connections together, in MiB (its soft heap limit).
+    /// SQLite's page caches of the main file, all connections together, in MiB.
     pub sqlite_cache_mb: u64,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
@@ -103,7 +103,7 @@ impl Default for Settings {
             db_max_connections: 8,
             db_acquire_timeout_secs: 5,
             sqlite_synchronous: "full".to_string(),
-            sqlite_cache_mb: 8,
+            sqlite_cache_mb: 32,
             workers: None,
             models_dir: "models".into(),
             model: None,

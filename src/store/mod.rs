@@ -42,9 +42,9 @@ pub struct StoreOptions {
     /// SQLite only: `full` syncs the write-ahead log at every commit, so an acknowledged batch
     /// survives a power cut; `normal` survives a crash of the process but not of the machine.
     pub sqlite_synchronous_full: bool,
-    /// SQLite only: the most memory SQLite may keep, for all connections of the process together
-    /// (its soft heap limit); past it, each connection recycles its own page cache instead of
-    /// growing it. Pages it drops are read again from the OS's file cache.
+    /// SQLite only: the page caches of the main file, all connections together; each connection
+    /// gets an equal share and recycles its own pages past it (the audit file adds 512 KiB per
+    /// connection). Pages it drops are read again from the OS's file cache.
     pub sqlite_cache_bytes: u64,
     /// PostgreSQL only: the server cancels a statement running longer (`statement_timeout`), and
     /// the request gets a 503. Migrations run without it. SQLite has no statement timeout; a
@@ -59,7 +59,7 @@ impl StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
             sqlite_synchronous_full: true,
-            sqlite_cache_bytes: 8 << 20,
+            sqlite_cache_bytes: 32 << 20,
             statement_timeout: None,
         }
     }
@@ -951,16 +951,20 @@ mod tests {
     }
 
     /// Every SQLite connection reads without a memory map (resident memory would count the
-    /// mapped file once per connection) under the configured process-wide heap limit. The
-    /// limit is one per process and the tests of this binary run in parallel, all with the
-    /// default options: a custom value here would race with their connections.
+    /// mapped file once per connection), with its share of the page-cache budget, and SQLite
+    /// is built without its process-wide memory manager (`.cargo/config.toml`): were it back,
+    /// every connection would share one page cache behind one mutex again.
     #[tokio::test]
-    async fn sqlite_connections_map_no_memory_and_share_the_configured_heap_limit() {
+    async fn sqlite_connections_map_no_memory_and_split_the_cache_budget() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let options = StoreOptions::new(&url);
-        let configured = i64::try_from(options.sqlite_cache_bytes).unwrap();
-        assert!(configured > 0);
+        let options = StoreOptions {
+            max_connections: 6,
+            sqlite_cache_bytes: 16 << 20,
+            ..StoreOptions::new(&url)
+        };
+        // 16 MiB over 6 readers, the writer and the audit writer
+        assert_eq!(sqlite::cache_kib(&options), 2048);
         let store = Store::connect(&options).await.unwrap();
         let Backend::Sqlite {
             writer,
@@ -971,16 +975,29 @@ mod tests {
             panic!("a sqlite:// URL gives a SQLite store");
         };
         for pool in [writer, reader, audit] {
-            let mmap: i64 = sqlx::query_scalar("PRAGMA mmap_size")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            let limit: i64 = sqlx::query_scalar("PRAGMA soft_heap_limit")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            assert_eq!((mmap, limit), (0, configured));
+            let mut row = Vec::new();
+            for pragma in ["mmap_size", "cache_size", "audit.cache_size"] {
+                let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                row.push(v);
+            }
+            assert_eq!(row, [0, -2048, -(sqlite::AUDIT_CACHE_KIB as i64)]);
         }
+        let options: Vec<String> =
+            sqlx::query_scalar("SELECT compile_options FROM pragma_compile_options")
+                .fetch_all(reader)
+                .await
+                .unwrap();
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
     }
 
     /// The point of the audit log's own file: appending decisions commits nothing to the main

@@ -39,6 +39,16 @@ pub(super) struct Pools {
     pub audit: SqlitePool,
 }
 
+/// The page cache of the audit file on each connection, in KiB.
+pub(super) const AUDIT_CACHE_KIB: u64 = 512;
+
+/// Each connection's page cache of the main file, in KiB: an equal share of the budget among the
+/// readers, the writer and the audit writer, at least 64 KiB.
+pub(super) fn cache_kib(o: &StoreOptions) -> u64 {
+    let connections = u64::from(o.max_connections.max(1)) + 2;
+    (o.sqlite_cache_bytes / 1024 / connections).max(64)
+}
+
 pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
     let options = SqliteConnectOptions::from_str(&o.url)
         .map_err(|e| StoreError::Config(format!("{}: {e}", o.url)))?
@@ -57,10 +67,12 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
         // writes to it, so each connection's page cache stays warm between requests and the
         // few pages a score reads (about 365 day rows) are copied from the OS cache cheaply.
         .pragma("mmap_size", "0")
-        // Without a bound, each connection's page cache (2 MB by default) grows as it meets new
-        // pages; with a dozen connections, SQLite's part of the heap kept rising through the
-        // soak's mixed traffic (a heap profile). The limit is the process's, shared by all.
-        .pragma("soft_heap_limit", o.sqlite_cache_bytes.to_string());
+        // Each connection's page cache of the main file gets an equal share of
+        // `sqlite_cache_bytes`, so SQLite's caches together stay within it however many
+        // connections meet however many pages (the soak once saw them grow with the data).
+        // SQLite is built without its process-wide memory manager (`.cargo/config.toml`), so
+        // this per-connection bound is the one that holds.
+        .pragma("cache_size", format!("-{}", cache_kib(o)));
     let audit = audit_file(options.get_filename())
         .to_string_lossy()
         .into_owned();
@@ -84,6 +96,12 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
                     sqlx::query("PRAGMA audit.journal_mode = WAL")
                         .execute(&mut *conn)
                         .await?;
+                    // The audit log is appended at its end and read one record at a time.
+                    sqlx::query(AssertSqlSafe(format!(
+                        "PRAGMA audit.cache_size = -{AUDIT_CACHE_KIB}"
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
                     sqlx::query(AssertSqlSafe(format!(
                         "PRAGMA audit.synchronous = {synchronous}"
                     )))
