@@ -1051,3 +1051,156 @@ pub(crate) fn merchant_row(buf: &mut Vec<u8>, cfg: &SimConfig, plan: &Plan) {
     push_date(buf, plan.onboarded);
     buf.push(b'\n');
 }
+
+#[cfg(test)]
+mod ceiling {
+    //! What the ex-ante oracle knows that no payment history can show: an analysis of the
+    //! shipped model's population (`models/sc-2026.12-sim44/FINDINGS.md`, section 1), not a
+    //! check. `cargo test --release --lib ceiling -- --ignored --nocapture` (about 20 s).
+    //!
+    //! Every ranking below is judged by its *expected* AUC against the outcome probabilities
+    //! (the hindsight PDs the outcomes are drawn from), over every matured loan of the window,
+    //! so no outcome noise enters the comparison.
+    use super::*;
+
+    /// The AUC expected when each loan defaults with probability `p` and is ranked by `r`
+    /// (higher = riskier): Σ p_i (1 − p_j) [r_i > r_j] / Σ p_i (1 − p_j) over i ≠ j, ties half.
+    fn expected_auc(r: &[f64], p: &[f64]) -> f64 {
+        let mut idx: Vec<usize> = (0..r.len()).collect();
+        idx.sort_by(|&a, &b| r[a].total_cmp(&r[b]));
+        let (mut num, mut below_good, mut i) = (0.0, 0.0, 0);
+        while i < idx.len() {
+            let mut j = i;
+            let (mut bad, mut good) = (0.0, 0.0);
+            while j < idx.len() && r[idx[j]] == r[idx[i]] {
+                bad += p[idx[j]];
+                good += 1.0 - p[idx[j]];
+                j += 1;
+            }
+            num += bad * below_good + 0.5 * bad * good;
+            below_good += good;
+            i = j;
+        }
+        let (tb, tg): (f64, f64) = (p.iter().sum(), p.iter().map(|x| 1.0 - x).sum());
+        // a loan is never paired with itself
+        let same: f64 = p.iter().map(|x| x * (1.0 - x)).sum();
+        (num - 0.5 * same) / (tb * tg - same)
+    }
+
+    /// 9-point Gauss–Hermite rule for `E[f(ε)]`, ε ~ N(0, 1): nodes `√2·x_i`, weights
+    /// `w_i / √π` (they sum to 1).
+    const GAUSS_HERMITE: [(f64, f64); 9] = [
+        (0.0, 0.406_349_206_349_206_3),
+        (0.723_551_018_752_837_6, 0.244_097_502_894_939_1),
+        (-0.723_551_018_752_837_6, 0.244_097_502_894_939_1),
+        (1.468_553_289_216_668, 0.049_916_406_765_217_88),
+        (-1.468_553_289_216_668, 0.049_916_406_765_217_88),
+        (2.266_580_584_531_843, 0.002_789_141_473_089_7),
+        (-2.266_580_584_531_843, 0.002_789_141_473_089_7),
+        (3.190_993_201_781_528, 0.000_016_715_283_027),
+        (-3.190_993_201_781_528, 0.000_016_715_283_027),
+    ];
+
+    /// The ex-ante PD without the loan's ε: the term's futures (200 paths) and ε both averaged.
+    fn ex_ante_pd_without_eps(at: &Disbursement, alpha: f64, rng: &mut ChaCha8Rng) -> f64 {
+        let process = HealthProcess::new(at.drift);
+        let h_d = at.health.base + at.health.transitory;
+        let paths = 200;
+        let mut total = 0.0;
+        for _ in 0..paths {
+            let mut s = at.health;
+            let (mut sum, mut fails) = (h_d, false);
+            for _ in 1..at.term {
+                let h = process.step(&mut s, rng);
+                fails |= h < FAILURE_THRESHOLD;
+                sum += h;
+            }
+            let score = term_score(h_d, sum / f64::from(at.term), fails, at.term, 0.0);
+            total += GAUSS_HERMITE
+                .iter()
+                .map(|(x, w)| w * sigmoid(alpha + score + 0.6 * std::f64::consts::SQRT_2 * x))
+                .sum::<f64>();
+        }
+        total / f64::from(paths)
+    }
+
+    #[test]
+    #[ignore]
+    fn ceiling_of_what_the_history_can_show() {
+        // the shipped model's population (models/sc-2026.12-sim44/REPRODUCE.md)
+        let cfg = SimConfig {
+            merchants: 110_000,
+            seed: 42,
+            history_days: 730,
+            term_days: Some(90),
+            ..SimConfig::default()
+        };
+        let plans: Vec<Plan> = (0..cfg.merchants).map(|i| plan_merchant(&cfg, i)).collect();
+        let alpha = calibrate(&plans, cfg.default_rate);
+        // the population's mean repeat-customer logit over categories (30/25/20/15/10 %)
+        let mean_logit: f64 = CATEGORIES
+            .iter()
+            .map(|c| c.weight * c.repeat_logit)
+            .sum::<f64>()
+            / CATEGORIES.iter().map(|c| c.weight).sum::<f64>();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut rankings: Vec<(&str, Vec<f64>)> = [
+            "ex-ante PD (the target's oracle, with the loan's ε)",
+            "ex-ante PD without ε",
+            "health on the disbursement day alone",
+            "repeat-customer logit that day, category unknown",
+            "repeat-customer share over the 90 days before, noise-free, category unknown",
+            "that logit combined with the exact health change since onboarding",
+            "that logit combined with the exact health change over 365 days",
+        ]
+        .iter()
+        .map(|n| (*n, Vec::new()))
+        .collect();
+        let mut hindsight = Vec::new();
+        for plan in &plans {
+            let c = CATEGORIES[plan.category].repeat_logit;
+            for l in &plan.loans {
+                if !plan.exported(l) || l.day + l.term > plan.history_days {
+                    continue; // not a matured loan of the window: not a dataset row
+                }
+                let at = l.at_disbursement;
+                let d = l.day as usize;
+                let h_d = at.health.base + at.health.transitory;
+                hindsight.push(sigmoid(alpha + l.score));
+                let from = d.saturating_sub(90);
+                let share_90 = plan.health[from..d.max(from + 1)]
+                    .iter()
+                    .map(|&h| sigmoid(c + 0.8 * f64::from(h)))
+                    .sum::<f64>()
+                    / (d - from).max(1) as f64;
+                // health read from the repeat logit with the category's offset unknown (taken
+                // as the population mean), combined with an exactly known change of health
+                // `Δ`: h_d = h_0 + Δ, the repeat logit gives h_d + u (u: the category's offset
+                // over 0.8, sd ≈ 0.71), the prior of h_0 has sd 0.9, so the best linear
+                // estimate is 0.62 · (logit reading) + 0.38 · Δ
+                let reading = (c - mean_logit) / 0.8 + h_d;
+                let since = |days: usize| h_d - f64::from(plan.health[d.saturating_sub(days)]);
+                let values = [
+                    ex_ante_pd(&at, alpha, 200, &mut rng),
+                    ex_ante_pd_without_eps(&at, alpha, &mut rng),
+                    -h_d,
+                    -(c + 0.8 * h_d),
+                    -share_90,
+                    -(0.62 * reading + 0.38 * since(d)),
+                    -(0.62 * reading + 0.38 * since(365)),
+                ];
+                for ((_, v), x) in rankings.iter_mut().zip(values) {
+                    v.push(x);
+                }
+            }
+        }
+        println!("{} matured loans of the window", hindsight.len());
+        println!("| ranking by | expected AUC | / the ex-ante oracle |");
+        println!("|---|---|---|");
+        let oracle = expected_auc(&rankings[0].1, &hindsight);
+        for (name, r) in &rankings {
+            let a = expected_auc(r, &hindsight);
+            println!("| {name} | {a:.4} | {:.3} |", a / oracle);
+        }
+    }
+}
