@@ -9,6 +9,7 @@
 //!     --version V [--seed S] [--label L] [--positive-label V] [--truth truth.csv] \
 //!     [--oot-cut YYYY-MM-DD|0.7] [--created-at RFC3339] [--id C]... [--date C] [--segment C]... \
 //!     [--recalibration-share 0.2] [--fine-bins 20] [--no-challenger] [--no-plots] \
+//!     [--no-peer-relative] \
 //!     [--reproduce TEXT]
 //! cargo run --release --example pipeline -- resample --data train.csv --rows N --seed S \
 //!     --out bench.csv
@@ -148,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             }
             o.challenger = !a.flags.iter().any(|f| f == "no-challenger");
             o.plots = !a.flags.iter().any(|f| f == "no-plots");
+            o.peer_relative = !a.flags.iter().any(|f| f == "no-peer-relative");
             let t0 = std::time::Instant::now();
             let s = train::run_train(&o)?;
             eprintln!("trained in {:.2} s", t0.elapsed().as_secs_f64());

@@ -208,6 +208,10 @@ pub struct TrainArgs {
     no_challenger: bool,
     #[arg(long)]
     no_plots: bool,
+    /// Smecredit datasets: leave out the peer-relative candidates (rates read relative to the
+    /// merchant's category), as models before `sc-2026.12-sim44` were trained.
+    #[arg(long)]
+    no_peer_relative: bool,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -383,6 +387,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 created_at,
                 no_challenger,
                 no_plots,
+                no_peer_relative,
             } = *args;
             let mut o = crate::train::TrainOptions::new(data, out_dir, version);
             o.label = label;
@@ -397,6 +402,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             o.created_at = created_at;
             o.challenger = !no_challenger;
             o.plots = !no_plots;
+            o.peer_relative = !no_peer_relative;
             if let Some(c) = oot_cut {
                 o.oot_cut = Some(match chrono::NaiveDate::parse_from_str(&c, "%Y-%m-%d") {
                     Ok(d) => crate::train::OotCut::Date(d),

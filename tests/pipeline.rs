@@ -46,13 +46,22 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
 
     let a = Artifact::load(&s1.model_dir).unwrap();
     a.check_catalog().unwrap();
+    // the peer-relative candidates were offered; an artifact needs format 2 only if it uses one
+    assert_eq!(
+        a.training["peer_relative_candidates"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(a.format_version, if a.uses_peer_groups() { 2 } else { 1 });
     let outcome = train::train_in_memory(&o).unwrap();
     assert_eq!(outcome.artifact, a, "in-memory artifact = loaded artifact");
 
     // PD of the artifact = linfa's P(default) on the same WoE rows, recalibrated, to 1e-9: the
     // scorecard is linfa's fit on the development rows, and its logit `z` is mapped to `a + b·z`
     // by linfa's (unpenalised) fit of the outcomes of the calibration slice on `z`
-    let t = table::read_table(&data, &table::TableOptions::default()).unwrap();
+    let mut t = table::read_table(&data, &table::TableOptions::default()).unwrap();
+    train::peer::add_artifact_columns(&mut t, &a).unwrap();
     let r = outcome
         .recalibration
         .clone()
@@ -84,7 +93,9 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
         .collect();
     let rows = train::dataset::read_dataset_csv(&data).unwrap();
     for (k, &i) in outcome.train_idx.iter().enumerate() {
-        let r = a.score_row(&rows[i].features);
+        // the service's scoring reads peer-relative features from the catalog values and the
+        // merchant's category: it must give what training computed from its own columns
+        let r = a.score_row(&rows[i].features, Some(&rows[i].category));
         assert!(
             (r.pd - linfa_pd[k]).abs() < 1e-9,
             "{} vs {}",

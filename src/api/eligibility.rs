@@ -74,46 +74,64 @@ mod tests {
 }
 
 /// Candidate values for the next steps: the edges of the model's better bins, nearest first.
+/// A peer-relative feature's edges are turned back into values of the feature itself for a
+/// merchant of `category` (the same feature may be read both ways; its candidates are merged).
 fn candidates(
     artifact: &Artifact,
     features: &crate::features::FeatureVector,
+    category: &str,
 ) -> Vec<(FeatureId, Vec<FeatureValue>)> {
-    artifact
-        .features
-        .iter()
-        .filter_map(|f| {
-            let id = FeatureId::from_name(&f.name)?;
-            if !ACTIONABLE.contains(&id) {
-                return None;
+    let mut by_feature: std::collections::BTreeMap<FeatureId, (bool, Vec<f64>)> =
+        std::collections::BTreeMap::new();
+    for f in &artifact.features {
+        let source = f
+            .relative
+            .as_ref()
+            .map_or(f.name.as_str(), |r| r.source.as_str());
+        let Some(id) = FeatureId::from_name(source) else {
+            continue;
+        };
+        if !ACTIONABLE.contains(&id) {
+            continue;
+        }
+        let now = features.get(id).as_f64();
+        let safer_up = f.direction == "higher_is_safer";
+        // A value at the lower edge is in the bin; one just under the upper edge too. A
+        // relative edge is nudged inside the bin before it is turned back, so that rounding
+        // cannot drop the value into the neighbouring bin.
+        let edges = f.bins.iter().filter_map(|b| match b.rule {
+            BinRule::Range { lower, upper } => {
+                if safer_up {
+                    lower.map(|l| if f.relative.is_some() { l + 1e-9 } else { l })
+                } else {
+                    upper.map(|u| u - 1e-9)
+                }
             }
-            let now = features.get(id).as_f64();
-            let safer_up = f.direction == "higher_is_safer";
-            let mut values: Vec<f64> = f
-                .bins
-                .iter()
-                .filter_map(|b| match b.rule {
-                    // A value at the lower edge is in the bin; one just under the upper edge too.
-                    BinRule::Range { lower, upper } => {
-                        if safer_up {
-                            lower
-                        } else {
-                            upper.map(|u| u - 1e-9)
-                        }
-                    }
-                    _ => None,
-                })
-                .filter(|v| match now {
-                    Some(n) if safer_up => *v > n,
-                    Some(n) => *v < n,
-                    None => true,
-                })
-                .collect();
+            _ => None,
+        });
+        let values = edges
+            .map(|edge| match &f.relative {
+                Some(r) => r.source_value(edge, Some(category)),
+                None => edge,
+            })
+            .filter(|v| match now {
+                Some(n) if safer_up => *v > n,
+                Some(n) => *v < n,
+                None => true,
+            });
+        let entry = by_feature.entry(id).or_insert((safer_up, Vec::new()));
+        entry.1.extend(values);
+    }
+    by_feature
+        .into_iter()
+        .map(|(id, (safer_up, mut values))| {
             if safer_up {
                 values.sort_by(f64::total_cmp);
             } else {
                 values.sort_by(|a, b| b.total_cmp(a));
             }
-            Some((id, values.into_iter().map(FeatureValue::Ratio).collect()))
+            values.dedup();
+            (id, values.into_iter().map(FeatureValue::Ratio).collect())
         })
         .collect()
 }
@@ -150,7 +168,8 @@ pub async fn eligibility(
     };
     let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
     let features = compute_history(&MerchantProfile::from(&merchant.merchant), &history);
-    let inputs = DecisionInputs::of(&history, None);
+    let category = merchant.merchant.category.as_str().to_string();
+    let inputs = DecisionInputs::of(&history, None, &category);
     let e = evaluate(&model.artifact, &state.policy, &features, &inputs);
     let terms = &e.terms;
     let (helps, hurts) = helps_and_hurts(&e.contributions, lang);
@@ -170,7 +189,7 @@ pub async fn eligibility(
         };
         next_steps(
             &features,
-            &candidates(&model.artifact, &features),
+            &candidates(&model.artifact, &features, &category),
             current,
             rescore,
             lang,
@@ -218,19 +237,32 @@ pub async fn eligibility(
         (false, Lang::ZhCn) => "30天后再来看看：每一笔收款都会更新您的记录。".to_string(),
     };
     let count = history.payment_count();
-    let data_used = match (history.first_and_last_payment(), lang) {
-        (Some((a, b)), Lang::En) => format!(
+    // Whether the model compares some of the merchant's rates with shops of its category:
+    // then the category is named as what it is used for, never as a reason on its own.
+    let peers = model.artifact.uses_peer_groups();
+    let data_used = match (history.first_and_last_payment(), lang, peers) {
+        (Some((a, b)), Lang::En, false) => format!(
             "We looked at your {count} payments with us from {} to {}, and nothing else: not your region, not your category.",
             a.date_naive(),
             b.date_naive()
         ),
-        (Some((a, b)), Lang::ZhCn) => format!(
+        (Some((a, b)), Lang::ZhCn, false) => format!(
             "我们只参考了您在我们这里从{}到{}的{count}笔收款记录，不考虑您所在的地区或行业。",
             a.date_naive(),
             b.date_naive(),
         ),
-        (None, Lang::En) => "We have no payments of yours yet.".to_string(),
-        (None, Lang::ZhCn) => "我们还没有您的收款记录。".to_string(),
+        (Some((a, b)), Lang::En, true) => format!(
+            "We looked at your {count} payments with us from {} to {}. Your category ({category}) is used only to compare your returning customers, refunds and disputes with shops of the same kind; it scores nothing by itself, and your region is not used at all.",
+            a.date_naive(),
+            b.date_naive()
+        ),
+        (Some((a, b)), Lang::ZhCn, true) => format!(
+            "我们参考了您在我们这里从{}到{}的{count}笔收款记录。您的行业（{category}）只用于把您的回头客、退款和争议交易与同类店铺相比较，行业本身不计分；您所在的地区完全不考虑。",
+            a.date_naive(),
+            b.date_naive(),
+        ),
+        (None, Lang::En, _) => "We have no payments of yours yet.".to_string(),
+        (None, Lang::ZhCn, _) => "我们还没有您的收款记录。".to_string(),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_LANGUAGE, lang.tag()))

@@ -250,57 +250,60 @@ pub async fn score(
         return Err(ApiError::NoModel);
     };
     // The merchant and its history: from the store, or given inline (nothing of it stored).
-    let (merchant_key, profile, currency, history) = match (&input.merchant, &input.payments) {
-        (None, None) => {
-            let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
-            let m = &merchant.merchant;
-            (
-                Some(merchant.key),
-                MerchantProfile::from(m),
-                m.currency,
-                history,
-            )
-        }
-        (Some(m), Some(payments)) => {
-            let merchant = m.validate("merchant.")?;
-            if merchant.id != id {
-                return Err(ApiError::invalid_field(
-                    "merchant.merchant_id",
-                    format!("must equal merchant_id ({id})"),
-                ));
+    let (merchant_key, profile, currency, category, history) =
+        match (&input.merchant, &input.payments) {
+            (None, None) => {
+                let (merchant, history) = find_merchant_history(&state, &id, as_of).await?;
+                let m = &merchant.merchant;
+                (
+                    Some(merchant.key),
+                    MerchantProfile::from(m),
+                    m.currency,
+                    m.category.as_str().to_string(),
+                    history,
+                )
             }
-            let payments = validate_payments(payments, merchant.currency, "scored")?;
-            let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(payments.len());
-            for (i, p) in payments.iter().enumerate() {
-                if let Some(j) = first_index.insert(p.id.as_str(), i) {
+            (Some(m), Some(payments)) => {
+                let merchant = m.validate("merchant.")?;
+                if merchant.id != id {
                     return Err(ApiError::invalid_field(
-                        format!("payments[{i}].payment_id"),
-                        format!("{} is also payments[{j}]; payment ids must be unique", p.id),
+                        "merchant.merchant_id",
+                        format!("must equal merchant_id ({id})"),
                     ));
                 }
+                let payments = validate_payments(payments, merchant.currency, "scored")?;
+                let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(payments.len());
+                for (i, p) in payments.iter().enumerate() {
+                    if let Some(j) = first_index.insert(p.id.as_str(), i) {
+                        return Err(ApiError::invalid_field(
+                            format!("payments[{i}].payment_id"),
+                            format!("{} is also payments[{j}]; payment ids must be unique", p.id),
+                        ));
+                    }
+                }
+                let facts: Vec<PaymentFact> = payments.iter().map(PaymentFact::from).collect();
+                let history = History::from_facts(&facts, as_of);
+                (
+                    None,
+                    MerchantProfile::from(&merchant),
+                    merchant.currency,
+                    merchant.category.as_str().to_string(),
+                    history,
+                )
             }
-            let facts: Vec<PaymentFact> = payments.iter().map(PaymentFact::from).collect();
-            let history = History::from_facts(&facts, as_of);
-            (
-                None,
-                MerchantProfile::from(&merchant),
-                merchant.currency,
-                history,
-            )
-        }
-        (Some(_), None) => {
-            return Err(ApiError::invalid_field(
-                "payments",
-                "an inline merchant needs its payment history (an empty list if it has none)",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::invalid_field(
-                "merchant",
-                "an inline payment history needs the merchant's profile",
-            ));
-        }
-    };
+            (Some(_), None) => {
+                return Err(ApiError::invalid_field(
+                    "payments",
+                    "an inline merchant needs its payment history (an empty list if it has none)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ApiError::invalid_field(
+                    "merchant",
+                    "an inline payment history needs the merchant's profile",
+                ));
+            }
+        };
     let requested = match &input.requested_amount {
         None => None,
         Some(m) => {
@@ -317,7 +320,7 @@ pub async fn score(
         }
     };
     let features = compute_history(&profile, &history);
-    let inputs = DecisionInputs::of(&history, requested);
+    let inputs = DecisionInputs::of(&history, requested, &category);
     let evaluation = evaluate(&model.artifact, &state.policy, &features, &inputs);
     let decision = view(
         &id,

@@ -64,7 +64,10 @@ impl Lang {
 /// How one feature scored: its points and the best and worst points it could have had.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contribution {
+    /// The catalog feature the model input reads.
     pub feature: FeatureId,
+    /// The input reads it relative to the merchant's category (a peer-relative feature).
+    pub relative: bool,
     pub points: f64,
     pub best_points: f64,
     pub worst_points: f64,
@@ -88,6 +91,17 @@ pub fn reason_code(def: &FeatureDef) -> String {
     format!("R-{}", def.name.to_ascii_uppercase())
 }
 
+/// The model input's name: the catalog feature's, with `_vs_category` when it is read relative
+/// to the merchant's category.
+fn input_name(c: &Contribution) -> String {
+    let name = CATALOG[c.feature as usize].name;
+    if c.relative {
+        crate::scorecard::relative_name(name, "category")
+    } else {
+        name.to_string()
+    }
+}
+
 /// At most four principal reasons: the scored features furthest below their best points.
 pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
     let mut shortfalls: Vec<&Contribution> = contributions
@@ -98,19 +112,26 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
         (b.best_points - b.points)
             .total_cmp(&(a.best_points - a.points))
             .then(a.feature.cmp(&b.feature))
+            .then(a.relative.cmp(&b.relative))
     });
     shortfalls
         .into_iter()
         .take(4)
         .map(|c| {
             let def = &CATALOG[c.feature as usize];
+            let name = input_name(c);
             Reason {
-                code: reason_code(def),
-                feature: def.name.to_string(),
+                code: format!("R-{}", name.to_ascii_uppercase()),
+                feature: name,
                 points_below_best: c.best_points - c.points,
                 text: format!(
-                    "{} — {:.1} points below the best band",
+                    "{}{} — {:.1} points below the best band",
                     def.description_en.trim_end_matches('.'),
+                    if c.relative {
+                        ", compared with merchants of the same category"
+                    } else {
+                        ""
+                    },
                     c.best_points - c.points
                 ),
             }
@@ -121,20 +142,22 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
 /// What helps and what hurts, in the merchant's words: features near their best points help,
 /// those furthest below hurt (at most three each).
 pub fn helps_and_hurts(contributions: &[Contribution], lang: Lang) -> (Vec<String>, Vec<String>) {
-    let words = |id: FeatureId| {
+    let words = |(id, relative): (FeatureId, bool)| {
         let def = &CATALOG[id as usize];
-        match lang {
-            Lang::En => def.merchant_en.to_string(),
-            Lang::ZhCn => def.merchant_zh.to_string(),
+        match (lang, relative) {
+            (Lang::En, false) => def.merchant_en.to_string(),
+            (Lang::ZhCn, false) => def.merchant_zh.to_string(),
+            (Lang::En, true) => format!("{}, compared with shops like yours", def.merchant_en),
+            (Lang::ZhCn, true) => format!("{}（与同类店铺相比）", def.merchant_zh),
         }
     };
-    let mut scored: Vec<(f64, FeatureId)> = contributions
+    let mut scored: Vec<(f64, (FeatureId, bool))> = contributions
         .iter()
         .filter(|c| c.best_points - c.worst_points > 1e-9)
         .map(|c| {
             (
                 (c.points - c.worst_points) / (c.best_points - c.worst_points),
-                c.feature,
+                (c.feature, c.relative),
             )
         })
         .collect();
@@ -143,14 +166,14 @@ pub fn helps_and_hurts(contributions: &[Contribution], lang: Lang) -> (Vec<Strin
         .iter()
         .filter(|(r, _)| *r >= 0.75)
         .take(3)
-        .map(|(_, id)| words(*id))
+        .map(|(_, f)| words(*f))
         .collect();
     let hurts = scored
         .iter()
         .rev()
         .filter(|(r, _)| *r <= 0.5)
         .take(3)
-        .map(|(_, id)| words(*id))
+        .map(|(_, f)| words(*f))
         .collect();
     (helps, hurts)
 }
@@ -386,6 +409,7 @@ mod tests {
     fn reasons_are_the_four_largest_shortfalls() {
         let c = |feature, points, best| Contribution {
             feature,
+            relative: false,
             points,
             best_points: best,
             worst_points: -20.0,
@@ -410,6 +434,33 @@ mod tests {
             ]
         );
         assert_eq!(r[0].points_below_best, 25.0);
+    }
+
+    #[test]
+    fn a_peer_relative_reason_names_the_input_and_the_comparison() {
+        let c = Contribution {
+            feature: FeatureId::RepeatPayerSalesShare90d,
+            relative: true,
+            points: 10.0,
+            best_points: 40.0,
+            worst_points: 0.0,
+        };
+        let r = reasons(&[c]);
+        assert_eq!(r[0].code, "R-REPEAT_PAYER_SALES_SHARE_90D_VS_CATEGORY");
+        assert_eq!(r[0].feature, "repeat_payer_sales_share_90d_vs_category");
+        assert!(
+            r[0].text
+                .contains("compared with merchants of the same category"),
+            "{}",
+            r[0].text
+        );
+        let (_, hurts) = helps_and_hurts(&[c], Lang::ZhCn);
+        assert!(hurts[0].ends_with("（与同类店铺相比）"), "{hurts:?}");
+        let (_, hurts) = helps_and_hurts(&[c], Lang::En);
+        assert!(
+            hurts[0].ends_with("compared with shops like yours"),
+            "{hurts:?}"
+        );
     }
 
     /// A toy scorer: approve once the merchant trades on at least 80% of days, refer otherwise.

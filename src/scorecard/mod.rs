@@ -19,16 +19,29 @@
 //! exactly) → `pd` = σ(intercept + Σ coefficient × WoE), the logistic model itself →
 //! grade from the PD bands.
 //!
+//! # Peer-relative inputs (format 2)
+//!
+//! A feature may read a catalog feature relative to the merchant's peers ([`PeerRelative`]):
+//! `scale(value) − reference of the merchant's category`, e.g. the log-odds of the repeat
+//! customers' share minus its median among merchants of the same category in the training data.
+//! The category is only the peer group: a merchant that is typical of its category reads 0
+//! whatever the category, so no category scores points of its own. An artifact with such
+//! features is written as format 2; one without is written as format 1, which older builds read.
+//!
 //! Scaling: `score = offset + factor × ln(good odds)`, `factor = pdo / ln 2`,
 //! `offset = base_score − factor × ln(base_odds)`. With the defaults (600 points at 50:1 good:bad
 //! odds, 20 points to double the odds) a PD of 1/51 scores 600 and a PD of 1/101 about 620.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Version of the artifact layout. Bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the artifact layout. Bumped on any incompatible change: 2 added peer-relative
+/// features ([`PeerRelative`]). Artifacts without them are still written as 1.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest layout this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 const HASH_FIELD: &str = "\"artifact_sha256\": \"";
 const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -73,6 +86,84 @@ pub struct ScoreFeature {
     pub coefficient: f64,
     /// Value bins in order, then the missing bin (always present, last).
     pub bins: Vec<Bin>,
+    /// Set when the feature reads a catalog feature relative to the merchant's peers; the bins
+    /// are then bins of the relative value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<PeerRelative>,
+}
+
+/// How a peer-relative feature puts its source value on a scale where peers can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerScale {
+    /// `ln(p / (1 − p))` with `p` clamped to `[floor, 1 − floor]`: shares.
+    Logit,
+    /// `ln(max(x, floor))`: rates and amounts whose spread is multiplicative.
+    Log,
+}
+
+impl PeerScale {
+    pub fn apply(self, x: f64, floor: f64) -> f64 {
+        match self {
+            PeerScale::Logit => {
+                let p = x.clamp(floor, 1.0 - floor);
+                (p / (1.0 - p)).ln()
+            }
+            PeerScale::Log => x.max(floor).ln(),
+        }
+    }
+
+    /// The source value whose scaled value is `y` (the inverse of [`PeerScale::apply`] above
+    /// the floor).
+    pub fn invert(self, y: f64) -> f64 {
+        match self {
+            PeerScale::Logit => logistic(y),
+            PeerScale::Log => y.exp(),
+        }
+    }
+}
+
+/// A model input that reads a catalog feature relative to the merchant's peers:
+/// `scale(source value) − reference`, the reference being the median of the scaled value among
+/// the training rows of the merchant's group (its category). A missing source value stays
+/// missing. Why: the simulated (and real) kinds of business differ in their typical repeat-
+/// customer share, refund and chargeback rates at the same health, so a model reading the raw
+/// values takes a category's baseline for risk; relative to its peers, a merchant is judged by
+/// how it trades compared with shops like it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRelative {
+    /// The catalog feature read.
+    pub source: String,
+    pub scale: PeerScale,
+    pub floor: f64,
+    /// What groups the peers: `category`, the merchant's category slug.
+    pub group_by: String,
+    /// Reference (median scaled value) per group.
+    pub references: BTreeMap<String, f64>,
+    /// The reference of a group the training data did not have: the median over all its rows.
+    pub default_reference: f64,
+}
+
+impl PeerRelative {
+    /// The reference of a group (`None`: unknown group).
+    pub fn reference(&self, group: Option<&str>) -> f64 {
+        group
+            .and_then(|g| self.references.get(g))
+            .copied()
+            .unwrap_or(self.default_reference)
+    }
+
+    /// The relative value of a source value for a merchant of `group`.
+    pub fn value(&self, source: Option<f64>, group: Option<&str>) -> Option<f64> {
+        let x = source.filter(|x| x.is_finite())?;
+        Some(self.scale.apply(x, self.floor) - self.reference(group))
+    }
+
+    /// The source value at which a merchant of `group` reads `relative` (for next steps: the
+    /// source value to reach to enter a better bin).
+    pub fn source_value(&self, relative: f64, group: Option<&str>) -> f64 {
+        self.scale.invert(relative + self.reference(group))
+    }
 }
 
 /// Points scaling.
@@ -298,11 +389,34 @@ impl Artifact {
 
     /// Checks the structure beyond the checksum.
     pub fn validate(&self) -> Result<(), ArtifactError> {
-        if self.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(ArtifactError(format!(
-                "artifact format version {} is not supported (this build reads {FORMAT_VERSION})",
+                "artifact format version {} is not supported (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 self.format_version
             )));
+        }
+        if self.format_version < 2
+            && let Some(f) = self.features.iter().find(|f| f.relative.is_some())
+        {
+            return Err(ArtifactError(format!(
+                "feature {}: peer-relative features need artifact format 2, the file says {}",
+                f.name, self.format_version
+            )));
+        }
+        for f in &self.features {
+            if let Some(r) = &f.relative
+                && (r.group_by != "category"
+                    || !r.floor.is_finite()
+                    || r.floor <= 0.0
+                    || (r.scale == PeerScale::Logit && r.floor >= 0.5)
+                    || !r.default_reference.is_finite()
+                    || r.references.values().any(|v| !v.is_finite()))
+            {
+                return Err(ArtifactError(format!(
+                    "feature {}: its peer reference is malformed (group_by must be category, the floor positive, the references finite)",
+                    f.name
+                )));
+            }
         }
         if self.features.is_empty() {
             return Err(ArtifactError("the artifact has no features".into()));
@@ -332,14 +446,33 @@ impl Artifact {
             )));
         }
         for f in &self.features {
-            if FeatureId::from_name(&f.name).is_none() {
+            let source = f
+                .relative
+                .as_ref()
+                .map_or(f.name.as_str(), |r| r.source.as_str());
+            if FeatureId::from_name(source).is_none() {
                 return Err(ArtifactError(format!(
-                    "the model uses feature {:?}, which catalog {CATALOG_VERSION} lacks",
-                    f.name
+                    "the model uses feature {source:?}, which catalog {CATALOG_VERSION} lacks"
+                )));
+            }
+            if let Some(r) = &f.relative
+                && f.name != relative_name(&r.source, &r.group_by)
+            {
+                return Err(ArtifactError(format!(
+                    "feature {:?} reads {:?} relative to its {}, so its name must be {:?}",
+                    f.name,
+                    r.source,
+                    r.group_by,
+                    relative_name(&r.source, &r.group_by)
                 )));
             }
         }
         Ok(())
+    }
+
+    /// Whether any feature reads a catalog feature relative to the merchant's peers.
+    pub fn uses_peer_groups(&self) -> bool {
+        self.features.iter().any(|f| f.relative.is_some())
     }
 
     /// The grade of a PD.
@@ -380,20 +513,49 @@ impl Artifact {
         }
     }
 
-    /// Scores a catalog row (`FeatureVector::to_f64_row()` order).
-    pub fn score_row(&self, row: &[Option<f64>]) -> ScoreResult {
+    /// Scores a catalog row (`FeatureVector::to_f64_row()` order) of a merchant of category
+    /// `group` (the peer group of peer-relative features; `None` reads them against all
+    /// merchants).
+    pub fn score_row(&self, row: &[Option<f64>], group: Option<&str>) -> ScoreResult {
         use crate::features::FeatureId;
+        let catalog = |name: &str| {
+            FeatureId::from_name(name).and_then(|id| row.get(id as usize).copied().flatten())
+        };
+        let by_name: BTreeMap<&str, Option<f64>> = self
+            .features
+            .iter()
+            .map(|f| {
+                let v = match &f.relative {
+                    Some(r) => r.value(catalog(&r.source), group),
+                    None => catalog(&f.name),
+                };
+                (f.name.as_str(), v)
+            })
+            .collect();
         self.score_with(|name| {
-            FeatureId::from_name(name)
-                .and_then(|id| row.get(id as usize).copied().flatten())
+            by_name
+                .get(name)
+                .copied()
+                .flatten()
                 .map_or(Value::Missing, Value::Number)
         })
     }
 
-    /// Scores a feature vector computed by the service.
-    pub fn score(&self, fv: &crate::features::FeatureVector) -> ScoreResult {
-        self.score_row(&fv.to_f64_row())
+    /// Scores a feature vector computed by the service for a merchant of category `group`.
+    pub fn score(&self, fv: &crate::features::FeatureVector, group: Option<&str>) -> ScoreResult {
+        self.score_row(&fv.to_f64_row(), group)
     }
+
+    /// The format version an artifact of these features is written in: 2 only if it needs it,
+    /// so that models without peer-relative features stay readable by older builds.
+    pub fn needed_format_version(&self) -> u32 {
+        if self.uses_peer_groups() { 2 } else { 1 }
+    }
+}
+
+/// The name of the feature reading `source` relative to the merchant's `group_by`.
+pub fn relative_name(source: &str, group_by: &str) -> String {
+    format!("{source}_vs_{group_by}")
 }
 
 fn hash_position(bytes: &[u8]) -> Result<usize, ArtifactError> {
@@ -460,7 +622,7 @@ mod tests {
             ]
         };
         let mut a = Artifact {
-            format_version: FORMAT_VERSION,
+            format_version: 1,
             model_version: "t".into(),
             created_at: "2026-11-21T00:00:00Z".into(),
             feature_catalog_version: "v1".into(),
@@ -488,6 +650,7 @@ mod tests {
                     information_value: 0.1,
                     coefficient: -0.8,
                     bins: bins([-0.5, 0.4, 0.0]),
+                    relative: None,
                 },
                 ScoreFeature {
                     name: "refund_share_90d".into(),
@@ -496,6 +659,7 @@ mod tests {
                     information_value: 0.2,
                     coefficient: -1.1,
                     bins: bins([0.3, -0.7, 0.1]),
+                    relative: None,
                 },
             ],
             dropped_features: vec![],
@@ -562,6 +726,89 @@ mod tests {
         let mut other = a.clone();
         other.feature_catalog_version = "v0".into();
         assert!(other.check_catalog().unwrap_err().0.contains("catalog"));
+    }
+
+    /// `tiny` with its refund share read relative to the category (format 2).
+    fn tiny_relative() -> Artifact {
+        let mut a = tiny();
+        let f = &mut a.features[1];
+        f.name = relative_name("refund_share_90d", "category");
+        f.relative = Some(PeerRelative {
+            source: "refund_share_90d".into(),
+            scale: PeerScale::Log,
+            floor: 1e-3,
+            group_by: "category".into(),
+            references: BTreeMap::from([
+                ("grocery".to_string(), 0.01f64.ln()),
+                ("retail".to_string(), 0.04f64.ln()),
+            ]),
+            default_reference: 0.02f64.ln(),
+        });
+        a.format_version = a.needed_format_version();
+        a
+    }
+
+    #[test]
+    fn a_peer_relative_feature_reads_the_rate_against_the_category() {
+        let a = tiny_relative();
+        assert_eq!(a.format_version, 2);
+        assert!(a.check_catalog().is_ok(), "{:?}", a.check_catalog());
+        let back = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.features, a.features, "round trip");
+        let id = crate::features::FeatureId::RefundShare90d as usize;
+        let mut row = vec![None; crate::features::FeatureId::ALL.len()];
+        row[crate::features::FeatureId::NetSales30d as usize] = Some(12.0);
+        // 4 % refunds: ln 4 above a grocery's 1 %, the typical rate of a retail shop; the bins
+        // of the relative value split at 10 (`tiny`), so both fall in the first bin, but what
+        // the model reads differs by exactly ln 4
+        row[id] = Some(0.04);
+        let rel = a.features[1].relative.as_ref().unwrap();
+        assert!((rel.value(row[id], Some("grocery")).unwrap() - 4f64.ln()).abs() < 1e-12);
+        assert!(rel.value(row[id], Some("retail")).unwrap().abs() < 1e-12);
+        assert!((rel.value(row[id], Some("bakery")).unwrap() - 2f64.ln()).abs() < 1e-12);
+        assert_eq!(
+            rel.value(None, Some("retail")),
+            None,
+            "missing stays missing"
+        );
+        // the rate at which a grocery reads just above 10 (the second bin) is, for a retail
+        // shop, 4 times smaller relative to its category: the first bin
+        let high = rel.source_value(10.0 + 1e-9, Some("grocery"));
+        row[id] = Some(high);
+        let r = back.score_row(&row, Some("grocery"));
+        assert_eq!(r.features[1].bin, ">= 10");
+        let r = back.score_row(&row, Some("retail"));
+        assert_eq!(
+            r.features[1].bin, "< 10",
+            "the same rate is typical of retail"
+        );
+        let sum: f64 = r.features.iter().map(|p| p.points).sum();
+        assert_eq!(sum, r.score);
+        assert!((a.scaling.pd_of_score(r.score) - r.pd).abs() < 1e-12);
+        row[id] = None;
+        assert_eq!(
+            back.score_row(&row, Some("retail")).features[1].bin,
+            "missing"
+        );
+    }
+
+    #[test]
+    fn a_peer_relative_feature_needs_format_2_and_its_own_name() {
+        let mut a = tiny_relative();
+        a.format_version = 1;
+        let err = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap_err();
+        assert!(err.0.contains("format 2"), "{err}");
+        let mut a = tiny_relative();
+        a.features[1].name = "refund_share_90d".into();
+        assert!(a.check_catalog().unwrap_err().0.contains("_vs_category"));
+        let mut a = tiny_relative();
+        if let Some(r) = a.features[1].relative.as_mut() {
+            r.group_by = "region_type".into();
+        }
+        let err = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap_err();
+        assert!(err.0.contains("group_by must be category"), "{err}");
+        // without peer-relative features an artifact stays format 1, which older builds read
+        assert_eq!(tiny().needed_format_version(), 1);
     }
 
     #[test]

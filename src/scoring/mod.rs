@@ -20,15 +20,25 @@ pub struct DecisionInputs {
     /// Whether the merchant had any payment before `as_of`.
     pub has_history: bool,
     pub requested: Option<Money>,
+    /// The merchant's category: the peer group of a model's peer-relative features (absent in
+    /// decisions made before models had them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 impl DecisionInputs {
-    /// The policy's inputs from a merchant's history, with the amount asked for.
-    pub fn of(history: &crate::features::History, requested: Option<Money>) -> DecisionInputs {
+    /// The policy's inputs from a merchant's history, with the amount asked for and the
+    /// merchant's category.
+    pub fn of(
+        history: &crate::features::History,
+        requested: Option<Money>,
+        category: &str,
+    ) -> DecisionInputs {
         DecisionInputs {
             net_sales_180d_minor: history.net_sales(180),
             has_history: history.has_payments(),
             requested,
+            category: Some(category.to_string()),
         }
     }
 }
@@ -50,7 +60,7 @@ pub fn evaluate(
     features: &FeatureVector,
     inputs: &DecisionInputs,
 ) -> Evaluation {
-    let result = artifact.score(features);
+    let result = artifact.score(features, inputs.category.as_deref());
     // The artifact's bands are A–E; an unknown label is treated as the worst grade.
     let grade: Grade = result.grade.parse().unwrap_or(Grade::E);
     let contributions: Vec<Contribution> = artifact
@@ -58,7 +68,11 @@ pub fn evaluate(
         .iter()
         .zip(&result.features)
         .filter_map(|(f, p)| {
-            let id = FeatureId::from_name(&f.name)?;
+            let source = f
+                .relative
+                .as_ref()
+                .map_or(f.name.as_str(), |r| r.source.as_str());
+            let id = FeatureId::from_name(source)?;
             let worst = f
                 .bins
                 .iter()
@@ -66,6 +80,7 @@ pub fn evaluate(
                 .fold(f64::INFINITY, f64::min);
             Some(Contribution {
                 feature: id,
+                relative: f.relative.is_some(),
                 points: p.points,
                 best_points: p.points + p.points_below_best,
                 worst_points: worst,

@@ -271,6 +271,7 @@ pub fn bin_numeric_fine(
         information_value: iv,
         coefficient: 0.0,
         bins,
+        relative: None,
     }
 }
 
@@ -345,6 +346,7 @@ pub fn bin_categorical(
         information_value: iv,
         coefficient: 0.0,
         bins,
+        relative: None,
     }
 }
 

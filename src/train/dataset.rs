@@ -27,7 +27,8 @@
 //!   90-day features are necessarily missing.
 //!
 //! Segments (`region_type`, `category`, `thin_file`) are written for the fairness report; they
-//! are never model inputs.
+//! are never model inputs themselves. `category` also names the peer group of the peer-relative
+//! features (`super::peer`), which read a rate relative to the merchant's category.
 
 use crate::domain::{
     Category, Channel, Currency, LoanId, Merchant, MerchantId, Money, OutcomeKind, PaymentKind,

@@ -34,6 +34,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod from_store;
 pub mod metrics;
+pub mod peer;
 pub mod plots;
 pub mod report;
 pub mod table;
@@ -96,6 +97,9 @@ pub struct TrainOptions {
     pub reproduce: Option<String>,
     pub challenger: bool,
     pub plots: bool,
+    /// Catalog datasets: add the peer-relative candidates of [`peer`] (default on; off
+    /// reproduces models trained before they existed).
+    pub peer_relative: bool,
 }
 
 /// The default share of the training rows used for the out-of-time recalibration (module docs).
@@ -141,6 +145,7 @@ impl TrainOptions {
             reproduce: None,
             challenger: true,
             plots: true,
+            peer_relative: true,
         }
     }
 
@@ -343,7 +348,7 @@ pub fn train_in_memory(opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
 }
 
 /// [`train_in_memory`] on a table already read.
-pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
+pub fn train_table(mut table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOutcome> {
     let truth = opts
         .truth
         .as_deref()
@@ -351,6 +356,11 @@ pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOut
         .transpose()?;
     let (train_idx, test_idx, split_desc) = split(&table, opts.oot_cut, opts.seed)?;
     let (dev_idx, cal_idx) = recalibration_split(&table, &train_idx, opts.recalibration_share)?;
+    let peers = if table.catalog && opts.peer_relative {
+        peer::add_candidates(&mut table, &dev_idx)?
+    } else {
+        Vec::new()
+    };
     let steps = (opts.fit.cv_folds * opts.fit.alphas.len() + 1) as u64;
     let bar = progress_bar(steps, "fitting scorecard");
     let fit_opts = FitOptions {
@@ -359,6 +369,12 @@ pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOut
     };
     let mut fitted = fit::fit_scorecard(&table, &dev_idx, &fit_opts, &bar)?;
     bar.finish_and_clear();
+    for f in &mut fitted.features {
+        f.relative = peers
+            .iter()
+            .find(|p| crate::scorecard::relative_name(&p.source, &p.group_by) == f.name)
+            .cloned();
+    }
     let recalibration = if cal_idx.is_empty() {
         None
     } else {
@@ -413,6 +429,21 @@ pub fn train_table(table: Table, opts: &TrainOptions) -> anyhow::Result<TrainOut
         metrics: serde_json::Value::Null,
         artifact_sha256: String::new(),
     };
+    // listed only when offered, so that a model trained without them (`--no-peer-relative`)
+    // is byte for byte what it was before they existed
+    if !peers.is_empty()
+        && let Some(t) = artifact.training.as_object_mut()
+    {
+        t.insert(
+            "peer_relative_candidates".to_string(),
+            peers
+                .iter()
+                .map(|p| crate::scorecard::relative_name(&p.source, &p.group_by))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    artifact.format_version = artifact.needed_format_version();
     fit::assign_points(&mut artifact);
     // score with exactly what a loader will see
     let provisional = Artifact::from_bytes(&artifact.to_bytes()?)?;
@@ -517,7 +548,7 @@ pub fn run_evaluate(
     truth: Option<&Path>,
 ) -> anyhow::Result<EvalSummary> {
     let artifact = Artifact::load(model_dir)?;
-    let table = table::read_table(
+    let mut table = table::read_table(
         data_csv,
         &TableOptions {
             label: Some(artifact.label.clone()),
@@ -527,6 +558,7 @@ pub fn run_evaluate(
     if table.catalog {
         artifact.check_catalog()?;
     }
+    peer::add_artifact_columns(&mut table, &artifact)?;
     let truth: Option<HashMap<String, dataset::TruePd>> =
         truth.map(dataset::read_truth_csv).transpose()?;
     let idx: Vec<usize> = (0..table.rows()).collect();

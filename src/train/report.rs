@@ -318,7 +318,11 @@ pub fn write_report(o: &TrainOutcome, dir: &Path, plots: bool) -> anyhow::Result
         );
     }
 
-    s.push_str("## Segments (test) — reported on, never model inputs\n\n");
+    if a.uses_peer_groups() {
+        s.push_str("## Segments (test) — reported on; never model inputs (category only as the peer group of the peer-relative features: it scores no points of its own)\n\n");
+    } else {
+        s.push_str("## Segments (test) — reported on, never model inputs\n\n");
+    }
     segments_table(&mut s, &o.test_eval.segments, a.policy_max_pd);
 
     s.push_str("## Grades\n\n");
@@ -388,10 +392,54 @@ pub fn write_report(o: &TrainOutcome, dir: &Path, plots: bool) -> anyhow::Result
             reason
         );
     }
+    peers_section(&mut s, a, &o.fitted.candidates);
     s.push_str("\n### Bins, WoE and points\n\nPoints of a feature's bins add up, over the model features, to the score exactly (the intercept and base score are spread evenly over the features).\n\n");
     bins_section(&mut s, a);
     std::fs::write(dir.join("report.md"), s)?;
     Ok(())
+}
+
+/// The peer-relative features of the model: what each reads and its reference per category.
+fn peers_section(s: &mut String, a: &Artifact, candidates: &[crate::scorecard::ScoreFeature]) {
+    let peers: Vec<&crate::scorecard::ScoreFeature> =
+        a.features.iter().filter(|f| f.relative.is_some()).collect();
+    let offered = candidates
+        .iter()
+        .filter(|c| c.name.ends_with("_vs_category"))
+        .count();
+    if offered == 0 {
+        return;
+    }
+    let _ = write!(
+        s,
+        "\n### Peer-relative features\n\n{offered} candidates read a catalog rate relative to the merchant's category (`src/train/peer.rs`): `scale(value) − reference`, the reference being the median of the scaled value among the development rows of that category. The category is only the peer group: a merchant typical of its category reads 0 whatever the category. {} of them are in the model.\n",
+        peers.len()
+    );
+    for f in peers {
+        let Some(r) = &f.relative else { continue };
+        let scale = match r.scale {
+            crate::scorecard::PeerScale::Logit => {
+                format!(
+                    "a logit scale (the share clamped to [{}, 1 − {}])",
+                    r.floor, r.floor
+                )
+            }
+            crate::scorecard::PeerScale::Log => format!("a log scale (from {})", r.floor),
+        };
+        let _ = write!(
+            s,
+            "\n`{}` reads `{}` on {scale}. References (typical value of the category in brackets):\n\n| category | reference | typical `{}` |\n|---|---|---|\n",
+            f.name, r.source, r.source
+        );
+        for (g, v) in r
+            .references
+            .iter()
+            .map(|(g, v)| (g.as_str(), *v))
+            .chain(std::iter::once(("(any other)", r.default_reference)))
+        {
+            let _ = writeln!(s, "| {g} | {v:.4} | {:.4} |", r.scale.invert(v));
+        }
+    }
 }
 
 /// Writes `evaluation.md` for `run_evaluate`.

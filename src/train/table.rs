@@ -10,7 +10,8 @@
 //! * The label is `1`/`0`, `true`/`false`, `yes`/`no` (any case), or, when `positive_label` is
 //!   given, `true` exactly for that value (e.g. `bad`). A row with a missing label is an error.
 //! * `id_columns` are ignored; `date_column` (`YYYY-MM-DD`, or the date part of an RFC 3339 time)
-//!   drives the out-of-time split; `segment_columns` are reported on, never model inputs.
+//!   drives the out-of-time split; `segment_columns` are reported on, never model inputs (a
+//!   catalog dataset's `category` is the peer group of the peer-relative features, `super::peer`).
 
 use crate::features::{CATALOG, Direction};
 use anyhow::{Context, anyhow, bail};

@@ -39,7 +39,11 @@ async fn next_steps_really_improve_the_outcome(backend: Backend) {
         let facts = app.store.payment_facts(merchant.key, as_of).await.unwrap();
         let features = compute(&MerchantProfile::from(&merchant.merchant), &facts, as_of);
         // independently of the service's read of the day summaries: from the payments
-        let inputs = DecisionInputs::of(&History::from_facts(&facts, as_of), None);
+        let inputs = DecisionInputs::of(
+            &History::from_facts(&facts, as_of),
+            None,
+            merchant.merchant.category.as_str(),
+        );
         let before = evaluate(&model.artifact, &policy, &features, &inputs);
         assert_eq!(before.terms.decision, decision);
         for step in e["next_steps"].as_array().unwrap() {
