@@ -63,6 +63,13 @@ mod tests {
     use crate::domain::Currency;
 
     #[test]
+    fn categories_read_naturally_in_both_languages() {
+        assert_eq!(category_words("farm_supplies", Lang::En), "farm supplies");
+        assert_eq!(category_words("farm_supplies", Lang::ZhCn), "农资店");
+        assert_eq!(category_words("bike_repair", Lang::ZhCn), "bike repair");
+    }
+
+    #[test]
     fn money_reads_naturally_in_both_languages() {
         let cny = Currency::parse("CNY").unwrap();
         let m = |s: &str| Money::parse(s, cny).unwrap();
@@ -70,6 +77,23 @@ mod tests {
         assert_eq!(money_text(&m("1800.5"), Lang::ZhCn), "1,800.50元");
         assert_eq!(money_text(&m("999"), Lang::En), "¥999.00");
         assert_eq!(money_text(&m("-123456.07"), Lang::En), "¥-123,456.07");
+    }
+}
+
+/// A category slug in the merchant's language: the simulator's and the demo's categories by
+/// name, any other slug as it is (with `_` read as a space).
+fn category_words(slug: &str, lang: Lang) -> String {
+    let zh = match slug {
+        "food_stall" => Some("小吃摊"),
+        "grocery" => Some("杂货店"),
+        "retail" => Some("零售店"),
+        "services" => Some("服务业"),
+        "farm_supplies" => Some("农资店"),
+        _ => None,
+    };
+    match (lang, zh) {
+        (Lang::ZhCn, Some(words)) => words.to_string(),
+        _ => slug.replace('_', " "),
     }
 }
 
@@ -240,6 +264,7 @@ pub async fn eligibility(
     // Whether the model compares some of the merchant's rates with shops of its category:
     // then the category is named as what it is used for, never as a reason on its own.
     let peers = model.artifact.uses_peer_groups();
+    let category = category_words(&category, lang);
     let data_used = match (history.first_and_last_payment(), lang, peers) {
         (Some((a, b)), Lang::En, false) => format!(
             "We looked at your {count} payments with us from {} to {}, and nothing else: not your region, not your category.",

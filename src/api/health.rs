@@ -17,7 +17,7 @@ pub struct Readiness {
     #[schema(example = "sqlite")]
     pub store: &'static str,
     /// The model new requests score with.
-    #[schema(example = "sc-2026.11-sim42")]
+    #[schema(example = "sc-2026.12-sim44")]
     pub model: String,
 }
 
