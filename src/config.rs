@@ -60,6 +60,10 @@ pub struct Settings {
     pub sqlite_cache_mb: u64,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// Connections each HTTP worker serves at once. Further connections wait in the kernel's
+    /// accept queue until one closes, so an overload queues outside the process instead of
+    /// growing its memory with every waiting request.
+    pub http_max_connections: usize,
     /// Where model artifacts live, one directory per version.
     pub models_dir: std::path::PathBuf,
     /// The model to start with when none was activated before (default: the newest version).
@@ -105,6 +109,7 @@ impl Default for Settings {
             sqlite_synchronous: "full".to_string(),
             sqlite_cache_mb: 32,
             workers: None,
+            http_max_connections: 256,
             models_dir: "models".into(),
             model: None,
             policy_file: None,
@@ -164,6 +169,10 @@ impl Settings {
         )?;
         env_override("SMECREDIT_SQLITE_SYNCHRONOUS", &mut s.sqlite_synchronous)?;
         env_override("SMECREDIT_SQLITE_CACHE_MB", &mut s.sqlite_cache_mb)?;
+        env_override(
+            "SMECREDIT_HTTP_MAX_CONNECTIONS",
+            &mut s.http_max_connections,
+        )?;
         env_override("SMECREDIT_MODELS_DIR", &mut s.models_dir)?;
         env_override(
             "SMECREDIT_REQUEST_TIMEOUT_SECS",
@@ -234,6 +243,10 @@ impl Settings {
             "sqlite_cache_mb must be at least 1"
         );
         anyhow::ensure!(self.max_batch >= 1, "max_batch must be at least 1");
+        anyhow::ensure!(
+            self.http_max_connections >= 1,
+            "http_max_connections must be at least 1"
+        );
         anyhow::ensure!(
             self.max_body_bytes >= 1024,
             "max_body_bytes must be at least 1024"

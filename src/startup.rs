@@ -99,6 +99,7 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
                 .default_service(web::to(api::not_found))
         })
+        .max_connections(settings.http_max_connections)
         .listen(listener)?
         .shutdown_timeout(settings.shutdown_timeout_secs)
         .shutdown_signal(stop_signal(settings.shutdown_timeout_secs));

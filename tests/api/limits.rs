@@ -125,7 +125,38 @@ async fn a_request_over_the_timeout_is_a_503_with_retry_after_and_the_service_go
     );
 }
 
+/// An idle keep-alive connection holds the only slot of the only worker: a second connection
+/// is accepted by the kernel but not served until the first closes, and then it is.
+async fn connections_beyond_the_cap_wait_outside_the_service_until_one_closes(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(backend, |s| {
+        s.workers = Some(1);
+        s.http_max_connections = 1;
+    })
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let read_answer = async |stream: &mut tokio::net::TcpStream| {
+        let mut buf = vec![0u8; 4096];
+        let n = stream.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let host = app.address.trim_start_matches("http://").to_string();
+    let mut first = tokio::net::TcpStream::connect(&host).await.unwrap();
+    first.write_all(request).await.unwrap();
+    assert!(read_answer(&mut first).await.starts_with("HTTP/1.1 200"));
+    let mut second = tokio::net::TcpStream::connect(&host).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(700), read_answer(&mut second)).await;
+    assert!(waited.is_err(), "served beyond the cap: {waited:?}");
+    drop(first);
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut second))
+        .await
+        .expect("served once the first connection closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 on_both_backends!(
+    connections_beyond_the_cap_wait_outside_the_service_until_one_closes,
     a_body_nested_deeper_than_32_levels_is_a_400_problem,
     a_request_over_the_timeout_is_a_503_with_retry_after_and_the_service_goes_on,
 );
