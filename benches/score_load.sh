@@ -113,7 +113,10 @@ echo 0 > "$work/rss.max"
 echo 0 > "$work/anon.max"
 sample_rss &
 sampler=$!
-SMECREDIT_API_KEY="$keys" target/release/examples/score_rate "http://127.0.0.1:$port" "$merchants" "$rate" "$secs"
+# A machine that cannot keep up fails requests here (they time out); that is a result, and
+# the model-switch run below still runs.
+SMECREDIT_API_KEY="$keys" target/release/examples/score_rate "http://127.0.0.1:$port" "$merchants" "$rate" "$secs" ||
+  echo "(the open loop had failed requests: the service did not keep up with $rate/s)"
 kill "$sampler" 2>/dev/null || true
 memory
 
