@@ -456,6 +456,17 @@ pub(crate) const ORACLE_PATHS: usize = 1000;
 /// process needs. The only input about the merchant is `at`: the function cannot see what
 /// happened after the disbursement day.
 pub(crate) fn ex_ante_pd(at: &Disbursement, alpha: f64, paths: usize, rng: &mut ChaCha8Rng) -> f64 {
+    mean_over_futures(at, paths, rng, |score| sigmoid(alpha + score))
+}
+
+/// `E[payoff(score)]` over `paths` futures of the term drawn from `rng`, `score` being the
+/// loan's risk score in each (with `at.eps`).
+fn mean_over_futures(
+    at: &Disbursement,
+    paths: usize,
+    rng: &mut ChaCha8Rng,
+    payoff: impl Fn(f64) -> f64,
+) -> f64 {
     let process = HealthProcess::new(at.drift);
     let h_d = at.health.base + at.health.transitory;
     let mut total = 0.0;
@@ -467,8 +478,13 @@ pub(crate) fn ex_ante_pd(at: &Disbursement, alpha: f64, paths: usize, rng: &mut 
             fails |= h < FAILURE_THRESHOLD;
             sum += h;
         }
-        let score = term_score(h_d, sum / f64::from(at.term), fails, at.term, at.eps);
-        total += sigmoid(alpha + score);
+        total += payoff(term_score(
+            h_d,
+            sum / f64::from(at.term),
+            fails,
+            at.term,
+            at.eps,
+        ));
     }
     total / paths.max(1) as f64
 }
@@ -1103,25 +1119,13 @@ mod ceiling {
 
     /// The ex-ante PD without the loan's ε: the term's futures (200 paths) and ε both averaged.
     fn ex_ante_pd_without_eps(at: &Disbursement, alpha: f64, rng: &mut ChaCha8Rng) -> f64 {
-        let process = HealthProcess::new(at.drift);
-        let h_d = at.health.base + at.health.transitory;
-        let paths = 200;
-        let mut total = 0.0;
-        for _ in 0..paths {
-            let mut s = at.health;
-            let (mut sum, mut fails) = (h_d, false);
-            for _ in 1..at.term {
-                let h = process.step(&mut s, rng);
-                fails |= h < FAILURE_THRESHOLD;
-                sum += h;
-            }
-            let score = term_score(h_d, sum / f64::from(at.term), fails, at.term, 0.0);
-            total += GAUSS_HERMITE
+        let at = Disbursement { eps: 0.0, ..*at };
+        mean_over_futures(&at, 200, rng, |score| {
+            GAUSS_HERMITE
                 .iter()
                 .map(|(x, w)| w * sigmoid(alpha + score + 0.6 * std::f64::consts::SQRT_2 * x))
-                .sum::<f64>();
-        }
-        total / f64::from(paths)
+                .sum::<f64>()
+        })
     }
 
     #[test]
