@@ -108,10 +108,7 @@ fn candidates(
     let mut by_feature: std::collections::BTreeMap<FeatureId, (bool, Vec<f64>)> =
         std::collections::BTreeMap::new();
     for f in &artifact.features {
-        let source = f
-            .relative
-            .as_ref()
-            .map_or(f.name.as_str(), |r| r.source.as_str());
+        let source = f.source_name();
         let Some(id) = FeatureId::from_name(source) else {
             continue;
         };

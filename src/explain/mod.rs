@@ -2,7 +2,7 @@
 //! Chinese for the merchant, and next steps that really change the outcome (each one is checked by
 //! re-scoring the merchant with that one change).
 
-use crate::features::{CATALOG, FeatureDef, FeatureId, FeatureValue, FeatureVector};
+use crate::features::{CATALOG, FeatureId, FeatureValue, FeatureVector};
 use crate::policy::Decision;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -86,9 +86,9 @@ pub struct Reason {
     pub text: String,
 }
 
-/// The stable reason code of a feature.
-pub fn reason_code(def: &FeatureDef) -> String {
-    format!("R-{}", def.name.to_ascii_uppercase())
+/// The stable reason code of a model input: `R-` and its name in capitals.
+pub fn reason_code(input_name: &str) -> String {
+    format!("R-{}", input_name.to_ascii_uppercase())
 }
 
 /// The model input's name: the catalog feature's, with `_vs_category` when it is read relative
@@ -96,7 +96,7 @@ pub fn reason_code(def: &FeatureDef) -> String {
 fn input_name(c: &Contribution) -> String {
     let name = CATALOG[c.feature as usize].name;
     if c.relative {
-        crate::scorecard::relative_name(name, "category")
+        crate::scorecard::relative_name(name, crate::scorecard::PEER_GROUP_BY)
     } else {
         name.to_string()
     }
@@ -121,7 +121,7 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
             let def = &CATALOG[c.feature as usize];
             let name = input_name(c);
             Reason {
-                code: format!("R-{}", name.to_ascii_uppercase()),
+                code: reason_code(&name),
                 feature: name,
                 points_below_best: c.best_points - c.points,
                 text: format!(

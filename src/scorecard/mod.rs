@@ -327,6 +327,14 @@ impl ScoreFeature {
         }
     }
 
+    /// The catalog (or table) feature this input reads: its own name, or the source of a
+    /// peer-relative feature.
+    pub fn source_name(&self) -> &str {
+        self.relative
+            .as_ref()
+            .map_or(self.name.as_str(), |r| r.source.as_str())
+    }
+
     fn best_points(&self) -> f64 {
         self.bins
             .iter()
@@ -405,7 +413,7 @@ impl Artifact {
         }
         for f in &self.features {
             if let Some(r) = &f.relative
-                && (r.group_by != "category"
+                && (r.group_by != PEER_GROUP_BY
                     || !r.floor.is_finite()
                     || r.floor <= 0.0
                     || (r.scale == PeerScale::Logit && r.floor >= 0.5)
@@ -446,10 +454,7 @@ impl Artifact {
             )));
         }
         for f in &self.features {
-            let source = f
-                .relative
-                .as_ref()
-                .map_or(f.name.as_str(), |r| r.source.as_str());
+            let source = f.source_name();
             if FeatureId::from_name(source).is_none() {
                 return Err(ArtifactError(format!(
                     "the model uses feature {source:?}, which catalog {CATALOG_VERSION} lacks"
@@ -552,6 +557,10 @@ impl Artifact {
         if self.uses_peer_groups() { 2 } else { 1 }
     }
 }
+
+/// What groups the peers of peer-relative features: the merchant's category, the only profile
+/// attribute the service hands to scoring.
+pub const PEER_GROUP_BY: &str = "category";
 
 /// The name of the feature reading `source` relative to the merchant's `group_by`.
 pub fn relative_name(source: &str, group_by: &str) -> String {

@@ -68,10 +68,7 @@ pub fn evaluate(
         .iter()
         .zip(&result.features)
         .filter_map(|(f, p)| {
-            let source = f
-                .relative
-                .as_ref()
-                .map_or(f.name.as_str(), |r| r.source.as_str());
+            let source = f.source_name();
             let id = FeatureId::from_name(source)?;
             let worst = f
                 .bins

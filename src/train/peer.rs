@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail};
 use std::collections::BTreeMap;
 
 /// The segment column whose values are the peer groups.
-pub const GROUP_BY: &str = "category";
+pub const GROUP_BY: &str = crate::scorecard::PEER_GROUP_BY;
 
 /// The candidates: source feature, scale and floor. The floors sit below the smallest rates
 /// that occur (a refund share of 0.1 %, a chargeback share of 0.01 %), so that a merchant
