@@ -1156,6 +1156,9 @@ mod ceiling {
             "repeat-customer share over the 90 days before, noise-free, category unknown",
             "that logit combined with the exact health change since onboarding",
             "that logit combined with the exact health change over 365 days",
+            "health averaged over the 90 days before, category known",
+            "health averaged over the 30 days before, category known",
+            "health averaged over the 14 days before, category known",
         ]
         .iter()
         .map(|n| (*n, Vec::new()))
@@ -1184,6 +1187,14 @@ mod ceiling {
                 // estimate is 0.62 · (logit reading) + 0.38 · Δ
                 let reading = (c - mean_logit) / 0.8 + h_d;
                 let since = |days: usize| h_d - f64::from(plan.health[d.saturating_sub(days)]);
+                let mean_health = |days: usize| {
+                    let from = d.saturating_sub(days);
+                    plan.health[from..d.max(from + 1)]
+                        .iter()
+                        .map(|&h| f64::from(h))
+                        .sum::<f64>()
+                        / (d - from).max(1) as f64
+                };
                 let values = [
                     ex_ante_pd(&at, alpha, 200, &mut rng),
                     ex_ante_pd_without_eps(&at, alpha, &mut rng),
@@ -1192,6 +1203,9 @@ mod ceiling {
                     -share_90,
                     -(0.62 * reading + 0.38 * since(d)),
                     -(0.62 * reading + 0.38 * since(365)),
+                    -mean_health(90),
+                    -mean_health(30),
+                    -mean_health(14),
                 ];
                 for ((_, v), x) in rankings.iter_mut().zip(values) {
                     v.push(x);
