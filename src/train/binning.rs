@@ -161,7 +161,6 @@ pub fn bin_numeric_fine(
     min_share: f64,
     fine_bins: usize,
 ) -> ScoreFeature {
-    let fine_bins = fine_bins.max(2);
     let total = labels.len() as u64;
     let tb = labels.iter().filter(|&&l| l).count() as u64;
     let tg = total - tb;
@@ -178,8 +177,15 @@ pub fn bin_numeric_fine(
         .filter(|(v, _)| !v.is_some_and(f64::is_finite))
         .fold((0u64, 0u64), |(n, b), (_, &l)| (n + 1, b + u64::from(l)));
 
-    // fine cuts
+    // fine cuts: no more fine bins than can each hold the minimum share. With 20 bins and a 5 %
+    // minimum, a twentieth of the rows is a row short of 5 % about half the time (24,134 rows:
+    // 1,206 or 1,207 per bin against a minimum of 1,207), and every such bin was merged into a
+    // neighbour: a strong feature kept 13 bins of 5–15 % instead of 19 of about 5.3 %.
     let n = xs.len();
+    let fine_bins = fine_bins
+        .max(2)
+        .min(n / usize::try_from(min_count.max(1)).unwrap_or(usize::MAX))
+        .max(2);
     let mut cuts: Vec<f64> = Vec::new();
     for k in 1..fine_bins {
         let idx = k * n / fine_bins;
@@ -386,6 +392,40 @@ mod tests {
         assert_eq!(f.bins[2].woe, 0.0);
         assert!((f.information_value - 0.181462).abs() < 1e-6);
         assert!((woe(5, 1, 7, 3) - (4.5f64 / 7.0 / (1.5 / 3.0)).ln()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_strictly_monotone_feature_keeps_every_fine_bin_the_minimum_share_allows() {
+        // 24,134 distinct values, the default rate falling with x in big steps: no bin needs
+        // pooling for monotonicity, so only the minimum share may merge bins. 20 × 1,207 rows
+        // would be more than there are, so 19 bins of about 1,270 each, none merged.
+        let n = 24_134;
+        let values: Vec<Option<f64>> = (0..n).map(|i| Some(i as f64)).collect();
+        // the default rate falls from 40 % to 10 % over the range, spread evenly (each run of
+        // rows holds its expected number of defaults to within one)
+        let mut owed = 0.0;
+        let labels: Vec<bool> = (0..n)
+            .map(|i| {
+                owed += 0.4 - 0.3 * i as f64 / n as f64;
+                let default = owed >= 1.0;
+                owed -= f64::from(u8::from(default));
+                default
+            })
+            .collect();
+        let f = bin_numeric_fine(
+            "x",
+            &values,
+            &labels,
+            Some(Direction::HigherIsSafer),
+            0.05,
+            20,
+        );
+        let vb = value_bins(&f);
+        assert_eq!(vb.len(), 19, "{vb:?}");
+        assert!(
+            vb.iter().all(|b| b.count >= 1_207 && b.count <= 1_271),
+            "{vb:?}"
+        );
     }
 
     #[test]
