@@ -46,14 +46,25 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
 
     let a = Artifact::load(&s1.model_dir).unwrap();
     a.check_catalog().unwrap();
-    // the peer-relative candidates were offered; an artifact needs format 2 only if it uses one
+    // the peer-relative candidates were offered; an artifact needs format 2 only if it uses one,
+    // and 3 only if one of them has history bands (the repeat share's)
     assert_eq!(
         a.training["peer_relative_candidates"]
             .as_array()
             .map(Vec::len),
         Some(3)
     );
-    assert_eq!(a.format_version, if a.uses_peer_groups() { 2 } else { 1 });
+    let banded = a.features.iter().any(|f| {
+        f.relative
+            .as_ref()
+            .is_some_and(|r| !r.history_bands.is_empty())
+    });
+    let expected = match (a.uses_peer_groups(), banded) {
+        (_, true) => 3,
+        (true, false) => 2,
+        (false, false) => 1,
+    };
+    assert_eq!(a.format_version, expected);
     let outcome = train::train_in_memory(&o).unwrap();
     assert_eq!(outcome.artifact, a, "in-memory artifact = loaded artifact");
 

@@ -99,7 +99,8 @@ fn category_words(slug: &str, lang: Lang) -> String {
 
 /// Candidate values for the next steps: the edges of the model's better bins, nearest first.
 /// A peer-relative feature's edges are turned back into values of the feature itself for a
-/// merchant of `category` (the same feature may be read both ways; its candidates are merged).
+/// merchant of `category` with its days of history (the same feature may be read both ways;
+/// its candidates are merged).
 fn candidates(
     artifact: &Artifact,
     features: &crate::features::FeatureVector,
@@ -107,6 +108,10 @@ fn candidates(
 ) -> Vec<(FeatureId, Vec<FeatureValue>)> {
     let mut by_feature: std::collections::BTreeMap<FeatureId, (bool, Vec<f64>)> =
         std::collections::BTreeMap::new();
+    let peers = crate::scorecard::Peers::new(
+        Some(category),
+        features.get(FeatureId::DaysOfHistory).as_f64(),
+    );
     for f in &artifact.features {
         let source = f.source_name();
         let Some(id) = FeatureId::from_name(source) else {
@@ -132,7 +137,7 @@ fn candidates(
         });
         let values = edges
             .map(|edge| match &f.relative {
-                Some(r) => r.source_value(edge, Some(category)),
+                Some(r) => r.source_value(edge, peers),
                 None => edge,
             })
             .filter(|v| match now {
@@ -261,7 +266,21 @@ pub async fn eligibility(
     // Whether the model compares some of the merchant's rates with shops of its category:
     // then the category is named as what it is used for, never as a reason on its own.
     let peers = model.artifact.uses_peer_groups();
+    let by_history = model.artifact.features.iter().any(|f| {
+        f.relative
+            .as_ref()
+            .is_some_and(|r| !r.history_bands.is_empty())
+    });
     let category = category_words(&category, lang);
+    let history_note = match (by_history, lang) {
+        (false, _) => "",
+        (true, Lang::En) => {
+            " Your returning customers are compared with shops of the same kind that have been trading about as long, because a newer shop's customers have had less time to come back."
+        }
+        (true, Lang::ZhCn) => {
+            "回头客还会与经营时间相近的同类店铺相比，因为新店的顾客回头的时间还不长。"
+        }
+    };
     let data_used = match (history.first_and_last_payment(), lang, peers) {
         (Some((a, b)), Lang::En, false) => format!(
             "We looked at your {count} payments with us from {} to {}, and nothing else: not your region, not your category.",
@@ -274,12 +293,12 @@ pub async fn eligibility(
             b.date_naive(),
         ),
         (Some((a, b)), Lang::En, true) => format!(
-            "We looked at your {count} payments with us from {} to {}. Your category ({category}) is used only to compare your returning customers, refunds and disputes with shops of the same kind; it scores nothing by itself, and your region is not used at all.",
+            "We looked at your {count} payments with us from {} to {}. Your category ({category}) is used only to compare your returning customers, refunds and disputes with shops of the same kind; it scores nothing by itself, and your region is not used at all.{history_note}",
             a.date_naive(),
             b.date_naive()
         ),
         (Some((a, b)), Lang::ZhCn, true) => format!(
-            "我们参考了您在我们这里从{}到{}的{count}笔收款记录。您的行业（{category}）只用于把您的回头客、退款和争议交易与同类店铺相比较，行业本身不计分；您所在的地区完全不考虑。",
+            "我们参考了您在我们这里从{}到{}的{count}笔收款记录。您的行业（{category}）只用于把您的回头客、退款和争议交易与同类店铺相比较，行业本身不计分；您所在的地区完全不考虑。{history_note}",
             a.date_naive(),
             b.date_naive(),
         ),

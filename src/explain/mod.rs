@@ -68,6 +68,8 @@ pub struct Contribution {
     pub feature: FeatureId,
     /// The input reads it relative to the merchant's category (a peer-relative feature).
     pub relative: bool,
+    /// …and to the merchants of that category that have traded about as long (history bands).
+    pub by_history: bool,
     pub points: f64,
     pub best_points: f64,
     pub worst_points: f64,
@@ -127,10 +129,12 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
                 text: format!(
                     "{}{} — {:.1} points below the best band",
                     def.description_en.trim_end_matches('.'),
-                    if c.relative {
-                        ", compared with merchants of the same category"
-                    } else {
-                        ""
+                    match (c.relative, c.by_history) {
+                        (true, true) => {
+                            ", compared with merchants of the same category that have traded about as long"
+                        }
+                        (true, false) => ", compared with merchants of the same category",
+                        (false, _) => "",
                     },
                     c.best_points - c.points
                 ),
@@ -142,22 +146,31 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
 /// What helps and what hurts, in the merchant's words: features near their best points help,
 /// those furthest below hurt (at most three each).
 pub fn helps_and_hurts(contributions: &[Contribution], lang: Lang) -> (Vec<String>, Vec<String>) {
-    let words = |(id, relative): (FeatureId, bool)| {
+    let words = |(id, relative, by_history): (FeatureId, bool, bool)| {
         let def = &CATALOG[id as usize];
-        match (lang, relative) {
-            (Lang::En, false) => def.merchant_en.to_string(),
-            (Lang::ZhCn, false) => def.merchant_zh.to_string(),
-            (Lang::En, true) => format!("{}, compared with shops like yours", def.merchant_en),
-            (Lang::ZhCn, true) => format!("{}（与同类店铺相比）", def.merchant_zh),
+        match (lang, relative, by_history) {
+            (Lang::En, false, _) => def.merchant_en.to_string(),
+            (Lang::ZhCn, false, _) => def.merchant_zh.to_string(),
+            (Lang::En, true, false) => {
+                format!("{}, compared with shops like yours", def.merchant_en)
+            }
+            (Lang::ZhCn, true, false) => format!("{}（与同类店铺相比）", def.merchant_zh),
+            (Lang::En, true, true) => format!(
+                "{}, compared with shops like yours that have been trading about as long",
+                def.merchant_en
+            ),
+            (Lang::ZhCn, true, true) => {
+                format!("{}（与经营时间相近的同类店铺相比）", def.merchant_zh)
+            }
         }
     };
-    let mut scored: Vec<(f64, (FeatureId, bool))> = contributions
+    let mut scored: Vec<(f64, (FeatureId, bool, bool))> = contributions
         .iter()
         .filter(|c| c.best_points - c.worst_points > 1e-9)
         .map(|c| {
             (
                 (c.points - c.worst_points) / (c.best_points - c.worst_points),
-                (c.feature, c.relative),
+                (c.feature, c.relative, c.by_history),
             )
         })
         .collect();
@@ -410,6 +423,7 @@ mod tests {
         let c = |feature, points, best| Contribution {
             feature,
             relative: false,
+            by_history: false,
             points,
             best_points: best,
             worst_points: -20.0,
@@ -441,6 +455,7 @@ mod tests {
         let c = Contribution {
             feature: FeatureId::RepeatPayerSalesShare90d,
             relative: true,
+            by_history: false,
             points: 10.0,
             best_points: 40.0,
             worst_points: 0.0,
@@ -459,6 +474,28 @@ mod tests {
         let (_, hurts) = helps_and_hurts(&[c], Lang::En);
         assert!(
             hurts[0].ends_with("compared with shops like yours"),
+            "{hurts:?}"
+        );
+        // peers also grouped by days of history: both say so
+        let c = Contribution {
+            by_history: true,
+            ..c
+        };
+        assert!(
+            reasons(&[c])[0]
+                .text
+                .contains("of the same category that have traded about as long"),
+            "{:?}",
+            reasons(&[c])
+        );
+        let (_, hurts) = helps_and_hurts(&[c], Lang::ZhCn);
+        assert!(
+            hurts[0].ends_with("（与经营时间相近的同类店铺相比）"),
+            "{hurts:?}"
+        );
+        let (_, hurts) = helps_and_hurts(&[c], Lang::En);
+        assert!(
+            hurts[0].ends_with("shops like yours that have been trading about as long"),
             "{hurts:?}"
         );
     }

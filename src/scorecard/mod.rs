@@ -38,8 +38,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Version of the artifact layout. Bumped on any incompatible change: 2 added peer-relative
-/// features ([`PeerRelative`]). Artifacts without them are still written as 1.
-pub const FORMAT_VERSION: u32 = 2;
+/// features ([`PeerRelative`]), 3 peer groups split by days of history
+/// ([`PeerRelative::history_bands`]). An artifact is written in the oldest version that holds
+/// it ([`Artifact::needed_format_version`]).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest layout this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 const HASH_FIELD: &str = "\"artifact_sha256\": \"";
@@ -125,11 +127,12 @@ impl PeerScale {
 
 /// A model input that reads a catalog feature relative to the merchant's peers:
 /// `scale(source value) − reference`, the reference being the median of the scaled value among
-/// the training rows of the merchant's group (its category). A missing source value stays
-/// missing. Why: the simulated (and real) kinds of business differ in their typical repeat-
-/// customer share, refund and chargeback rates at the same health, so a model reading the raw
-/// values takes a category's baseline for risk; relative to its peers, a merchant is judged by
-/// how it trades compared with shops like it.
+/// the training rows of the merchant's group (its category, and with
+/// [`history_bands`](Self::history_bands) also how long it has traded). A missing source value
+/// stays missing. Why: the simulated (and real) kinds of business differ in their typical
+/// repeat-customer share, refund and chargeback rates at the same health, so a model reading
+/// the raw values takes a category's baseline for risk; relative to its peers, a merchant is
+/// judged by how it trades compared with shops like it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerRelative {
     /// The catalog feature read.
@@ -138,31 +141,99 @@ pub struct PeerRelative {
     pub floor: f64,
     /// What groups the peers: `category`, the merchant's category slug.
     pub group_by: String,
-    /// Reference (median scaled value) per group.
+    /// Reference (median scaled value) per group: per category (`grocery`) and, with history
+    /// bands, per category and band (`grocery/30-59d`).
     pub references: BTreeMap<String, f64>,
     /// The reference of a group the training data did not have: the median over all its rows.
     pub default_reference: f64,
+    /// Cuts in days of history (the catalog's `days_of_history`) that split each category into
+    /// bands, e.g. `[30, 60, 90]`: under 30 days, 30–59, 60–89, 90 and more. Why: a share read
+    /// over the last 90 days covers less than 90 days for a merchant that started trading more
+    /// recently, and a repeat customer needs time to come back, so a young shop's repeat share
+    /// reads low by construction. Compared with shops that have traded about as long, it is read
+    /// for what it says about the shop. A band with too few training rows has no reference of
+    /// its own; its merchants are read against the whole category. Empty: category only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history_bands: Vec<u32>,
+}
+
+/// Who a merchant's peers are: its category and how many days of payments it has (the
+/// catalog's `days_of_history`), as far as known.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Peers<'a> {
+    pub category: Option<&'a str>,
+    pub days_of_history: Option<f64>,
+}
+
+impl<'a> Peers<'a> {
+    pub fn new(category: Option<&'a str>, days_of_history: Option<f64>) -> Peers<'a> {
+        Peers {
+            category,
+            days_of_history,
+        }
+    }
+
+    /// The peers of a merchant of `category` whose catalog row is `row`
+    /// (`FeatureVector::to_f64_row()` order).
+    pub fn of_row(category: Option<&'a str>, row: &[Option<f64>]) -> Peers<'a> {
+        let days = row
+            .get(crate::features::FeatureId::DaysOfHistory as usize)
+            .copied()
+            .flatten();
+        Peers::new(category, days)
+    }
 }
 
 impl PeerRelative {
-    /// The reference of a group (`None`: unknown group).
-    pub fn reference(&self, group: Option<&str>) -> f64 {
-        group
-            .and_then(|g| self.references.get(g))
+    /// The label of the history band of `days` (`30-59d`, `90d+`), if the feature has bands.
+    pub fn history_band(&self, days: f64) -> Option<String> {
+        if self.history_bands.is_empty() || !days.is_finite() {
+            return None;
+        }
+        let i = self
+            .history_bands
+            .iter()
+            .take_while(|&&cut| days >= f64::from(cut))
+            .count();
+        let from = if i == 0 { 0 } else { self.history_bands[i - 1] };
+        Some(match self.history_bands.get(i) {
+            Some(&to) => format!("{from}-{}d", to - 1),
+            None => format!("{from}d+"),
+        })
+    }
+
+    /// The key of the references of a category's history band (`grocery/30-59d`), if the
+    /// feature has bands.
+    pub fn band_key(&self, category: &str, days_of_history: f64) -> Option<String> {
+        self.history_band(days_of_history)
+            .map(|band| format!("{category}/{band}"))
+    }
+
+    /// The reference of the merchant's peers: its category and history band if the training
+    /// data had that group, else its category, else all merchants.
+    pub fn reference(&self, peers: Peers<'_>) -> f64 {
+        let Some(category) = peers.category else {
+            return self.default_reference;
+        };
+        peers
+            .days_of_history
+            .and_then(|d| self.band_key(category, d))
+            .and_then(|key| self.references.get(&key))
+            .or_else(|| self.references.get(category))
             .copied()
             .unwrap_or(self.default_reference)
     }
 
-    /// The relative value of a source value for a merchant of `group`.
-    pub fn value(&self, source: Option<f64>, group: Option<&str>) -> Option<f64> {
+    /// The relative value of a source value for a merchant with these `peers`.
+    pub fn value(&self, source: Option<f64>, peers: Peers<'_>) -> Option<f64> {
         let x = source.filter(|x| x.is_finite())?;
-        Some(self.scale.apply(x, self.floor) - self.reference(group))
+        Some(self.scale.apply(x, self.floor) - self.reference(peers))
     }
 
-    /// The source value at which a merchant of `group` reads `relative` (for next steps: the
-    /// source value to reach to enter a better bin).
-    pub fn source_value(&self, relative: f64, group: Option<&str>) -> f64 {
-        self.scale.invert(relative + self.reference(group))
+    /// The source value at which a merchant with these `peers` reads `relative` (for next
+    /// steps: the source value to reach to enter a better bin).
+    pub fn source_value(&self, relative: f64, peers: Peers<'_>) -> f64 {
+        self.scale.invert(relative + self.reference(peers))
     }
 }
 
@@ -411,9 +482,23 @@ impl Artifact {
                 f.name, self.format_version
             )));
         }
+        if self.format_version < 3
+            && let Some(f) = self.features.iter().find(|f| {
+                f.relative
+                    .as_ref()
+                    .is_some_and(|r| !r.history_bands.is_empty())
+            })
+        {
+            return Err(ArtifactError(format!(
+                "feature {}: peer groups by days of history need artifact format 3, the file says {}",
+                f.name, self.format_version
+            )));
+        }
         for f in &self.features {
             if let Some(r) = &f.relative
                 && (r.group_by != PEER_GROUP_BY
+                    || r.history_bands.first() == Some(&0)
+                    || r.history_bands.windows(2).any(|w| w[0] >= w[1])
                     || !r.floor.is_finite()
                     || r.floor <= 0.0
                     || (r.scale == PeerScale::Logit && r.floor >= 0.5)
@@ -421,7 +506,7 @@ impl Artifact {
                     || r.references.values().any(|v| !v.is_finite()))
             {
                 return Err(ArtifactError(format!(
-                    "feature {}: its peer reference is malformed (group_by must be category, the floor positive, the references finite)",
+                    "feature {}: its peer reference is malformed (group_by must be category, the history bands rising from above 0, the floor positive, the references finite)",
                     f.name
                 )));
             }
@@ -519,10 +604,11 @@ impl Artifact {
     }
 
     /// Scores a catalog row (`FeatureVector::to_f64_row()` order) of a merchant of category
-    /// `group` (the peer group of peer-relative features; `None` reads them against all
-    /// merchants).
+    /// `group` (with the row's days of history, the peer group of peer-relative features;
+    /// `None` reads them against all merchants).
     pub fn score_row(&self, row: &[Option<f64>], group: Option<&str>) -> ScoreResult {
         use crate::features::FeatureId;
+        let peers = Peers::of_row(group, row);
         let catalog = |name: &str| {
             FeatureId::from_name(name).and_then(|id| row.get(id as usize).copied().flatten())
         };
@@ -531,7 +617,7 @@ impl Artifact {
             .iter()
             .map(|f| {
                 let v = match &f.relative {
-                    Some(r) => r.value(catalog(&r.source), group),
+                    Some(r) => r.value(catalog(&r.source), peers),
                     None => catalog(&f.name),
                 };
                 (f.name.as_str(), v)
@@ -551,10 +637,22 @@ impl Artifact {
         self.score_row(&fv.to_f64_row(), group)
     }
 
-    /// The format version an artifact of these features is written in: 2 only if it needs it,
-    /// so that models without peer-relative features stay readable by older builds.
+    /// The format version an artifact of these features is written in: the oldest that holds
+    /// them (3 with history bands, 2 with peer-relative features, else 1), so that older builds
+    /// read every model they can score exactly and refuse the others by their version.
     pub fn needed_format_version(&self) -> u32 {
-        if self.uses_peer_groups() { 2 } else { 1 }
+        let banded = self.features.iter().any(|f| {
+            f.relative
+                .as_ref()
+                .is_some_and(|r| !r.history_bands.is_empty())
+        });
+        if banded {
+            3
+        } else if self.uses_peer_groups() {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -752,6 +850,7 @@ mod tests {
                 ("retail".to_string(), 0.04f64.ln()),
             ]),
             default_reference: 0.02f64.ln(),
+            history_bands: Vec::new(),
         });
         a.format_version = a.needed_format_version();
         a
@@ -772,17 +871,34 @@ mod tests {
         // the model reads differs by exactly ln 4
         row[id] = Some(0.04);
         let rel = a.features[1].relative.as_ref().unwrap();
-        assert!((rel.value(row[id], Some("grocery")).unwrap() - 4f64.ln()).abs() < 1e-12);
-        assert!(rel.value(row[id], Some("retail")).unwrap().abs() < 1e-12);
-        assert!((rel.value(row[id], Some("bakery")).unwrap() - 2f64.ln()).abs() < 1e-12);
+        assert!(
+            (rel.value(row[id], Peers::new(Some("grocery"), None))
+                .unwrap()
+                - 4f64.ln())
+            .abs()
+                < 1e-12
+        );
+        assert!(
+            rel.value(row[id], Peers::new(Some("retail"), None))
+                .unwrap()
+                .abs()
+                < 1e-12
+        );
+        assert!(
+            (rel.value(row[id], Peers::new(Some("bakery"), None))
+                .unwrap()
+                - 2f64.ln())
+            .abs()
+                < 1e-12
+        );
         assert_eq!(
-            rel.value(None, Some("retail")),
+            rel.value(None, Peers::new(Some("retail"), None)),
             None,
             "missing stays missing"
         );
         // the rate at which a grocery reads just above 10 (the second bin) is, for a retail
         // shop, 4 times smaller relative to its category: the first bin
-        let high = rel.source_value(10.0 + 1e-9, Some("grocery"));
+        let high = rel.source_value(10.0 + 1e-9, Peers::new(Some("grocery"), None));
         row[id] = Some(high);
         let r = back.score_row(&row, Some("grocery"));
         assert_eq!(r.features[1].bin, ">= 10");
@@ -818,6 +934,68 @@ mod tests {
         assert!(err.0.contains("group_by must be category"), "{err}");
         // without peer-relative features an artifact stays format 1, which older builds read
         assert_eq!(tiny().needed_format_version(), 1);
+    }
+
+    /// `tiny_relative` with the grocery peers split at 30, 60 and 90 days of history.
+    fn tiny_banded() -> Artifact {
+        let mut a = tiny_relative();
+        if let Some(r) = a.features[1].relative.as_mut() {
+            r.history_bands = vec![30, 60, 90];
+            r.references
+                .insert("grocery/0-29d".to_string(), 0.005f64.ln());
+            r.references
+                .insert("grocery/90d+".to_string(), 0.02f64.ln());
+        }
+        a.format_version = a.needed_format_version();
+        a
+    }
+
+    #[test]
+    fn history_bands_compare_a_merchant_with_peers_that_traded_about_as_long() {
+        let a = tiny_banded();
+        assert_eq!(a.format_version, 3);
+        let back = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.features, a.features, "round trip");
+        let rel = a.features[1].relative.as_ref().unwrap();
+        let band = |d: f64| rel.history_band(d);
+        assert_eq!(band(0.0).as_deref(), Some("0-29d"));
+        assert_eq!(band(29.0).as_deref(), Some("0-29d"));
+        assert_eq!(band(30.0).as_deref(), Some("30-59d"));
+        assert_eq!(band(89.0).as_deref(), Some("60-89d"));
+        assert_eq!(band(90.0).as_deref(), Some("90d+"));
+        assert_eq!(band(f64::NAN), None);
+        let grocery = |days| Peers::new(Some("grocery"), days);
+        // 1 % refunds: twice the typical rate of a grocery under 30 days old, half that of an
+        // established one
+        let at = |peers| rel.value(Some(0.01), peers).unwrap();
+        assert!((at(grocery(Some(10.0))) - 2f64.ln()).abs() < 1e-12);
+        assert!((at(grocery(Some(400.0))) + 2f64.ln()).abs() < 1e-12);
+        // a band without a reference of its own (30–59 days), or no history known: the category
+        assert!(at(grocery(Some(45.0))).abs() < 1e-12);
+        assert!(at(grocery(None)).abs() < 1e-12);
+        // retail has no bands: its category
+        assert!((at(Peers::new(Some("retail"), Some(10.0))) + 4f64.ln()).abs() < 1e-12);
+        // the inverse, per band
+        let back_to = rel.source_value(2f64.ln(), grocery(Some(10.0)));
+        assert!((back_to - 0.01).abs() < 1e-12);
+        // scoring reads the band from the row's days of history
+        let mut row = vec![None; crate::features::FeatureId::ALL.len()];
+        row[crate::features::FeatureId::RefundShare90d as usize] = Some(0.01);
+        row[crate::features::FeatureId::DaysOfHistory as usize] = Some(10.0);
+        assert_eq!(Peers::of_row(Some("grocery"), &row), grocery(Some(10.0)));
+        // older layouts cannot hold bands; bands must rise from above 0
+        let mut old = tiny_banded();
+        old.format_version = 2;
+        let err = Artifact::from_bytes(&old.to_bytes().unwrap()).unwrap_err();
+        assert!(err.0.contains("format 3"), "{err}");
+        for bad in [vec![0, 30], vec![60, 30], vec![30, 30]] {
+            let mut a = tiny_banded();
+            if let Some(r) = a.features[1].relative.as_mut() {
+                r.history_bands = bad;
+            }
+            let err = Artifact::from_bytes(&a.to_bytes().unwrap()).unwrap_err();
+            assert!(err.0.contains("history bands"), "{err}");
+        }
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub fn evaluate(
             Some(Contribution {
                 feature: id,
                 relative: f.relative.is_some(),
+                by_history: f
+                    .relative
+                    .as_ref()
+                    .is_some_and(|r| !r.history_bands.is_empty()),
                 points: p.points,
                 best_points: p.points + p.points_below_best,
                 worst_points: worst,

@@ -426,9 +426,22 @@ fn peers_section(s: &mut String, a: &Artifact, candidates: &[crate::scorecard::S
             }
             crate::scorecard::PeerScale::Log => format!("a log scale (from {})", r.floor),
         };
+        let bands = if r.history_bands.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Its peers are also grouped by days of history (cuts at {} days): a merchant is read against the merchants of its category that have traded about as long, and against its whole category where that band had fewer than {} development rows (`category/band` rows below).",
+                r.history_bands
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                super::peer::MIN_BAND_ROWS
+            )
+        };
         let _ = write!(
             s,
-            "\n`{}` reads `{}` on {scale}. References (typical value of the category in brackets):\n\n| category | reference | typical `{}` |\n|---|---|---|\n",
+            "\n`{}` reads `{}` on {scale}.{bands} References (typical value of the peers in brackets):\n\n| peer group | reference | typical `{}` |\n|---|---|---|\n",
             f.name, r.source, r.source
         );
         for (g, v) in r
