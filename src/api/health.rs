@@ -17,7 +17,7 @@ pub struct Readiness {
     #[schema(example = "sqlite")]
     pub store: &'static str,
     /// The model new requests score with.
-    #[schema(example = "sc-2026.12-sim44")]
+    #[schema(example = "sc-2026.12-sim45")]
     pub model: String,
 }
 

@@ -20,7 +20,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
     responses(
         (status = 200, description = "Every series, in the Prometheus text exposition format 0.0.4",
             body = String, content_type = "text/plain; version=0.0.4; charset=utf-8",
-            example = json!("# TYPE smecredit_active_model gauge\nsmecredit_active_model{version=\"sc-2026.12-sim44\"} 1\n")),
+            example = json!("# TYPE smecredit_active_model gauge\nsmecredit_active_model{version=\"sc-2026.12-sim45\"} 1\n")),
         CommonErrors,
     ))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

@@ -1131,7 +1131,7 @@ mod ceiling {
     #[test]
     #[ignore]
     fn ceiling_of_what_the_history_can_show() {
-        // the shipped model's population (models/sc-2026.12-sim44/REPRODUCE.md)
+        // the shipped model's population (models/sc-2026.12-sim45/REPRODUCE.md, the same as sim44's)
         let cfg = SimConfig {
             merchants: 110_000,
             seed: 42,
