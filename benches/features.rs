@@ -1,11 +1,15 @@
-//! All features for one merchant with 365 days × 30 payments a day (10,950 payments), in memory.
+//! All features for one merchant with 365 days × 30 payments a day (10,950 payments), in memory:
+//! from the payments, and from their day summaries as the store hands them over (each day's
+//! payers sorted by payer key), which is the serving path without the SQL.
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use smecredit::domain::{Channel, Currency, PaymentKind};
-use smecredit::features::{MerchantProfile, PaymentFact, compute, payer_key};
+use smecredit::features::{
+    History, MerchantProfile, PaymentFact, compute, compute_history, payer_key, summarize_days,
+};
 use std::hint::black_box;
 
 fn history() -> (MerchantProfile, Vec<PaymentFact>, chrono::DateTime<Utc>) {
@@ -44,6 +48,13 @@ fn bench(c: &mut Criterion) {
     let (profile, facts, as_of) = history();
     c.bench_function("features_v1_365d_x_30_per_day", |b| {
         b.iter(|| compute(black_box(&profile), black_box(&facts), black_box(as_of)))
+    });
+    let days = summarize_days(&facts);
+    c.bench_function("features_v1_from_day_summaries_365d_x_30_per_day", |b| {
+        b.iter(|| {
+            let history = History::from_days(black_box(&days), black_box(as_of)).unwrap();
+            compute_history(black_box(&profile), &history)
+        })
     });
 }
 
