@@ -54,12 +54,7 @@ fn train_is_deterministic_and_the_artifact_scores_like_the_logistic_model() {
             .map(Vec::len),
         Some(3)
     );
-    let banded = a.features.iter().any(|f| {
-        f.relative
-            .as_ref()
-            .is_some_and(|r| !r.history_bands.is_empty())
-    });
-    let expected = match (a.uses_peer_groups(), banded) {
+    let expected = match (a.uses_peer_groups(), a.uses_history_bands()) {
         (_, true) => 3,
         (true, false) => 2,
         (false, false) => 1,

@@ -266,13 +266,8 @@ pub async fn eligibility(
     // Whether the model compares some of the merchant's rates with shops of its category:
     // then the category is named as what it is used for, never as a reason on its own.
     let peers = model.artifact.uses_peer_groups();
-    let by_history = model.artifact.features.iter().any(|f| {
-        f.relative
-            .as_ref()
-            .is_some_and(|r| !r.history_bands.is_empty())
-    });
     let category = category_words(&category, lang);
-    let history_note = match (by_history, lang) {
+    let history_note = match (model.artifact.uses_history_bands(), lang) {
         (false, _) => "",
         (true, Lang::En) => {
             " Your returning customers are compared with shops of the same kind that have been trading about as long, because a newer shop's customers have had less time to come back."

@@ -61,15 +61,35 @@ impl Lang {
     }
 }
 
+/// Whom a model input compares the merchant with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Comparison {
+    /// Nobody: the catalog feature as it is.
+    Raw,
+    /// Merchants of its category (a peer-relative feature).
+    Category,
+    /// Merchants of its category that have traded about as long (history bands).
+    CategoryAndHistory,
+}
+
+impl Comparison {
+    /// The comparison of a model input.
+    pub fn of(f: &crate::scorecard::ScoreFeature) -> Comparison {
+        match &f.relative {
+            None => Comparison::Raw,
+            Some(r) if r.by_history() => Comparison::CategoryAndHistory,
+            Some(_) => Comparison::Category,
+        }
+    }
+}
+
 /// How one feature scored: its points and the best and worst points it could have had.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contribution {
     /// The catalog feature the model input reads.
     pub feature: FeatureId,
-    /// The input reads it relative to the merchant's category (a peer-relative feature).
-    pub relative: bool,
-    /// …and to the merchants of that category that have traded about as long (history bands).
-    pub by_history: bool,
+    /// Whom the input compares the merchant with.
+    pub comparison: Comparison,
     pub points: f64,
     pub best_points: f64,
     pub worst_points: f64,
@@ -97,7 +117,7 @@ pub fn reason_code(input_name: &str) -> String {
 /// to the merchant's category.
 fn input_name(c: &Contribution) -> String {
     let name = CATALOG[c.feature as usize].name;
-    if c.relative {
+    if c.comparison != Comparison::Raw {
         crate::scorecard::relative_name(name, crate::scorecard::PEER_GROUP_BY)
     } else {
         name.to_string()
@@ -114,7 +134,7 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
         (b.best_points - b.points)
             .total_cmp(&(a.best_points - a.points))
             .then(a.feature.cmp(&b.feature))
-            .then(a.relative.cmp(&b.relative))
+            .then(a.comparison.cmp(&b.comparison))
     });
     shortfalls
         .into_iter()
@@ -129,12 +149,12 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
                 text: format!(
                     "{}{} — {:.1} points below the best band",
                     def.description_en.trim_end_matches('.'),
-                    match (c.relative, c.by_history) {
-                        (true, true) => {
+                    match c.comparison {
+                        Comparison::CategoryAndHistory => {
                             ", compared with merchants of the same category that have traded about as long"
                         }
-                        (true, false) => ", compared with merchants of the same category",
-                        (false, _) => "",
+                        Comparison::Category => ", compared with merchants of the same category",
+                        Comparison::Raw => "",
                     },
                     c.best_points - c.points
                 ),
@@ -146,31 +166,31 @@ pub fn reasons(contributions: &[Contribution]) -> Vec<Reason> {
 /// What helps and what hurts, in the merchant's words: features near their best points help,
 /// those furthest below hurt (at most three each).
 pub fn helps_and_hurts(contributions: &[Contribution], lang: Lang) -> (Vec<String>, Vec<String>) {
-    let words = |(id, relative, by_history): (FeatureId, bool, bool)| {
+    let words = |(id, comparison): (FeatureId, Comparison)| {
         let def = &CATALOG[id as usize];
-        match (lang, relative, by_history) {
-            (Lang::En, false, _) => def.merchant_en.to_string(),
-            (Lang::ZhCn, false, _) => def.merchant_zh.to_string(),
-            (Lang::En, true, false) => {
+        match (lang, comparison) {
+            (Lang::En, Comparison::Raw) => def.merchant_en.to_string(),
+            (Lang::ZhCn, Comparison::Raw) => def.merchant_zh.to_string(),
+            (Lang::En, Comparison::Category) => {
                 format!("{}, compared with shops like yours", def.merchant_en)
             }
-            (Lang::ZhCn, true, false) => format!("{}（与同类店铺相比）", def.merchant_zh),
-            (Lang::En, true, true) => format!(
+            (Lang::ZhCn, Comparison::Category) => format!("{}（与同类店铺相比）", def.merchant_zh),
+            (Lang::En, Comparison::CategoryAndHistory) => format!(
                 "{}, compared with shops like yours that have been trading about as long",
                 def.merchant_en
             ),
-            (Lang::ZhCn, true, true) => {
+            (Lang::ZhCn, Comparison::CategoryAndHistory) => {
                 format!("{}（与经营时间相近的同类店铺相比）", def.merchant_zh)
             }
         }
     };
-    let mut scored: Vec<(f64, (FeatureId, bool, bool))> = contributions
+    let mut scored: Vec<(f64, (FeatureId, Comparison))> = contributions
         .iter()
         .filter(|c| c.best_points - c.worst_points > 1e-9)
         .map(|c| {
             (
                 (c.points - c.worst_points) / (c.best_points - c.worst_points),
-                (c.feature, c.relative, c.by_history),
+                (c.feature, c.comparison),
             )
         })
         .collect();
@@ -422,8 +442,7 @@ mod tests {
     fn reasons_are_the_four_largest_shortfalls() {
         let c = |feature, points, best| Contribution {
             feature,
-            relative: false,
-            by_history: false,
+            comparison: Comparison::Raw,
             points,
             best_points: best,
             worst_points: -20.0,
@@ -454,8 +473,7 @@ mod tests {
     fn a_peer_relative_reason_names_the_input_and_the_comparison() {
         let c = Contribution {
             feature: FeatureId::RepeatPayerSalesShare90d,
-            relative: true,
-            by_history: false,
+            comparison: Comparison::Category,
             points: 10.0,
             best_points: 40.0,
             worst_points: 0.0,
@@ -478,7 +496,7 @@ mod tests {
         );
         // peers also grouped by days of history: both say so
         let c = Contribution {
-            by_history: true,
+            comparison: Comparison::CategoryAndHistory,
             ..c
         };
         assert!(

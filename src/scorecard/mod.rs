@@ -185,9 +185,14 @@ impl<'a> Peers<'a> {
 }
 
 impl PeerRelative {
+    /// Whether the peers are also grouped by days of history.
+    pub fn by_history(&self) -> bool {
+        !self.history_bands.is_empty()
+    }
+
     /// The label of the history band of `days` (`30-59d`, `90d+`), if the feature has bands.
     pub fn history_band(&self, days: f64) -> Option<String> {
-        if self.history_bands.is_empty() || !days.is_finite() {
+        if !self.by_history() || !days.is_finite() {
             return None;
         }
         let i = self
@@ -483,11 +488,10 @@ impl Artifact {
             )));
         }
         if self.format_version < 3
-            && let Some(f) = self.features.iter().find(|f| {
-                f.relative
-                    .as_ref()
-                    .is_some_and(|r| !r.history_bands.is_empty())
-            })
+            && let Some(f) = self
+                .features
+                .iter()
+                .find(|f| f.relative.as_ref().is_some_and(PeerRelative::by_history))
         {
             return Err(ArtifactError(format!(
                 "feature {}: peer groups by days of history need artifact format 3, the file says {}",
@@ -563,6 +567,13 @@ impl Artifact {
     /// Whether any feature reads a catalog feature relative to the merchant's peers.
     pub fn uses_peer_groups(&self) -> bool {
         self.features.iter().any(|f| f.relative.is_some())
+    }
+
+    /// Whether any peer-relative feature also groups its peers by days of history.
+    pub fn uses_history_bands(&self) -> bool {
+        self.features
+            .iter()
+            .any(|f| f.relative.as_ref().is_some_and(PeerRelative::by_history))
     }
 
     /// The grade of a PD.
@@ -641,12 +652,7 @@ impl Artifact {
     /// them (3 with history bands, 2 with peer-relative features, else 1), so that older builds
     /// read every model they can score exactly and refuse the others by their version.
     pub fn needed_format_version(&self) -> u32 {
-        let banded = self.features.iter().any(|f| {
-            f.relative
-                .as_ref()
-                .is_some_and(|r| !r.history_bands.is_empty())
-        });
-        if banded {
+        if self.uses_history_bands() {
             3
         } else if self.uses_peer_groups() {
             2

@@ -77,11 +77,7 @@ pub fn evaluate(
                 .fold(f64::INFINITY, f64::min);
             Some(Contribution {
                 feature: id,
-                relative: f.relative.is_some(),
-                by_history: f
-                    .relative
-                    .as_ref()
-                    .is_some_and(|r| !r.history_bands.is_empty()),
+                comparison: crate::explain::Comparison::of(f),
                 points: p.points,
                 best_points: p.points + p.points_below_best,
                 worst_points: worst,

@@ -106,7 +106,7 @@ fn days_of_history(table: &Table, needed: bool) -> anyhow::Result<Vec<Option<f64
 
 /// Appends the column of a peer-relative feature to `table`.
 fn push_column(table: &mut Table, peer: &PeerRelative) -> anyhow::Result<()> {
-    let days = days_of_history(table, !peer.history_bands.is_empty())?;
+    let days = days_of_history(table, peer.by_history())?;
     let source = numeric(table, &peer.source)?;
     let groups = groups(table)?;
     let values: Vec<Option<f64>> = source

@@ -1,14 +1,17 @@
-"""The AUC ratio of this model to the ex-ante oracle on its test loans, and its paired bootstrap
+"""The AUC ratio of a model to the ex-ante oracle on its test loans, and its paired bootstrap
 spread (200 resamples of the test loans, seed 42). Re-implements the artifact's scoring (bins,
-WoE, the peer-relative reading) from model.json alone, so it also checks the artifact is
-self-describing. Usage, from the crate root, with the dataset and truth of REPRODUCE.md:
+WoE, the peer-relative reading with its history bands, if any) from model.json alone, so it also
+checks the artifact is self-describing; the test loans are those on or after the out-of-time cut
+that model.json's training split names. Usage, from the crate root, with the dataset and truth of
+the model's REPRODUCE.md:
 
-    python3 models/sc-2026.12-sim44/bootstrap.py models/sc-2026.12-sim44/model.json sim44.csv sim44-truth.csv
+    python3 benches/auc_ratio_bootstrap.py models/sc-2026.12-sim45/model.json sim45.csv sim45-truth.csv
 """
-import csv, json, math, random, sys
+import csv, json, math, random, re, sys
 m = json.load(open(sys.argv[1]))
 truth = {r['loan_id']: float(r['ex_ante_pd']) for r in csv.DictReader(open(sys.argv[3]))}
-cut = '2025-09-22'  # the out-of-time cut of the report
+# "out of time: train = loans before 2025-09-22, test = loans on or after it"
+cut = re.search(r'before (\d{4}-\d{2}-\d{2})', m['training']['split']).group(1)
 rows = [r for r in csv.DictReader(open(sys.argv[2])) if r['loan_date'] >= cut]
 def val(r, f):
     rel = f.get('relative')
@@ -22,7 +25,15 @@ def val(r, f):
             p = min(max(x, fl), 1 - fl); y = math.log(p/(1-p))
         else:
             y = math.log(max(x, fl))
-        ref = rel['references'].get(r['category'], rel['default_reference'])
+        refs, cat = rel['references'], r['category']
+        ref = refs.get(cat, rel['default_reference'])
+        cuts = rel.get('history_bands', [])
+        if cuts and r['days_of_history'] != '':
+            d = float(r['days_of_history'])
+            i = sum(1 for c in cuts if d >= c)
+            lo = cuts[i-1] if i > 0 else 0
+            band = f'{lo}-{cuts[i]-1}d' if i < len(cuts) else f'{lo}d+'
+            ref = refs.get(f'{cat}/{band}', ref)
         return y - ref
     return x
 def woe(f, x):
