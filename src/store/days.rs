@@ -96,15 +96,18 @@ fn empty_day(day: i64) -> DaySummary {
     }
 }
 
-pub(super) const COLUMNS: &str = "merchant, day, payments, sales, gross_minor, refunds_minor, chargebacks_minor, chargebacks, qr_code_minor, in_app_minor, mini_program_minor, pos_minor, other_minor, first_at, last_at, last_sale_at, sale_payers";
-pub(super) const NUM_COLUMNS: usize = 17;
+/// The columns of a day row, without its payers (SQLite keeps those in a table of their own,
+/// PostgreSQL in `payment_days.sale_payers`).
+pub(super) const COLUMNS: &str = "merchant, day, payments, sales, gross_minor, refunds_minor, chargebacks_minor, chargebacks, qr_code_minor, in_app_minor, mini_program_minor, pos_minor, other_minor, first_at, last_at, last_sale_at";
+pub(super) const NUM_COLUMNS: usize = 16;
 
-/// The `ON CONFLICT` clause that adds a summary to a stored day. `concat` joins two byte strings
-/// (`||` on PostgreSQL; SQLite's `||` makes text of the bytes, cast back).
+/// The `ON CONFLICT` clause that adds a summary to a stored day of `table`, and with
+/// `payers = Some(concat)` also its payers (`concat` joins two byte strings: `||` on
+/// PostgreSQL; SQLite's `||` makes text of the bytes, cast back).
 pub(super) fn add_on_conflict(
     least: &str,
     greatest: &str,
-    concat: fn(&str, &str) -> String,
+    payers: Option<fn(&str, &str) -> String>,
 ) -> String {
     let sum = |c: &str| format!("{c} = payment_days.{c} + excluded.{c}");
     let sums = [
@@ -122,15 +125,81 @@ pub(super) fn add_on_conflict(
     ]
     .map(sum)
     .join(", ");
+    let payers = payers.map_or(String::new(), |concat| {
+        format!(
+            ", sale_payers = {}",
+            concat("payment_days.sale_payers", "excluded.sale_payers")
+        )
+    });
     format!(
         " ON CONFLICT (merchant, day) DO UPDATE SET {sums}, \
          first_at = {least}(payment_days.first_at, excluded.first_at), \
          last_at = {greatest}(payment_days.last_at, excluded.last_at), \
          last_sale_at = CASE WHEN payment_days.last_sale_at IS NULL OR excluded.last_sale_at > payment_days.last_sale_at \
-         THEN excluded.last_sale_at ELSE payment_days.last_sale_at END, \
-         sale_payers = {}",
-        concat("payment_days.sale_payers", "excluded.sale_payers")
+         THEN excluded.last_sale_at ELSE payment_days.last_sale_at END{payers}"
     )
+}
+
+/// The fields of a packed day record (see [`PackedDays`]), in order: each a big-endian `i64`;
+/// a day without sales has `last_sale_at` = `i64::MIN`. SQLite stores the record in the
+/// generated column `payment_days.packed` (migration 9, whose expression lists the same
+/// fields); PostgreSQL builds it in the read ([`record_sql`]).
+pub(super) const RECORD_FIELDS: [&str; 15] = [
+    "day",
+    "payments",
+    "sales",
+    "gross_minor",
+    "refunds_minor",
+    "chargebacks_minor",
+    "chargebacks",
+    "qr_code_minor",
+    "in_app_minor",
+    "mini_program_minor",
+    "pos_minor",
+    "other_minor",
+    "first_at",
+    "last_at",
+    "last_sale_at",
+];
+const RECORD_BYTES: usize = 8 * RECORD_FIELDS.len();
+
+/// The packed record of a day row of `table` (an alias), as one byte string: `field(column)`
+/// gives a column's 8 bytes, `concat` joins byte strings, `no_sale` is `i64::MIN` in the
+/// backend's SQL.
+pub(super) fn record_sql(
+    table: &str,
+    field: fn(&str) -> String,
+    concat: &str,
+    no_sale: &str,
+) -> String {
+    RECORD_FIELDS
+        .iter()
+        .map(|c| match *c {
+            "last_sale_at" => field(&format!("coalesce({table}.{c}, {no_sale})")),
+            _ => field(&format!("{table}.{c}")),
+        })
+        .collect::<Vec<_>>()
+        .join(concat)
+}
+
+fn decode_record(r: &[u8]) -> Result<DaySummary, StoreError> {
+    let bad = || StoreError::corrupt("a packed payment day is malformed");
+    let int = |i: usize| i64::from_be_bytes(r[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    let count = |i: usize| u32::try_from(int(i)).map_err(|_| bad());
+    let mut s = empty_day(int(0));
+    s.payments = count(1)?;
+    s.sales = count(2)?;
+    s.gross = int(3);
+    s.refunds = int(4);
+    s.chargebacks = int(5);
+    s.chargeback_count = count(6)?;
+    for (k, c) in s.channel_gross.iter_mut().enumerate() {
+        *c = int(7 + k);
+    }
+    s.first_at = int(12);
+    s.last_at = int(13);
+    s.last_sale_at = Some(int(14)).filter(|&t| t != i64::MIN);
+    Ok(s)
 }
 
 /// Bytes per payer entry of `sale_payers`.
@@ -194,24 +263,20 @@ pub(super) fn compacted(bytes: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     Ok((entries.len() < before).then(|| encode_payers(&entries)))
 }
 
-/// The one-row read of [`super::Store::history`], shaped by what [`History::from_days`] needs
-/// per day and what it only needs in total:
-/// * per day of the window, one comma-separated list per column (`w0`…`w5`: day, sales, gross,
-///   refunds, chargebacks, chargeback count; every list holds the days in the same order, as
-///   all aggregates of one query see the same rows);
-/// * the window's totals in one line (`window_totals`): its latest day, payment count, first
-///   and last payment, last sale, and gross sales by channel over the payer window;
-/// * the payers of the payer window as one blob (`payers`);
-/// * the days before the window as one line of the same totals (`days_older`).
+/// The one-row read of [`super::Store::history`]:
+/// * `days`: every day of the window as one packed record each ([`RECORD_FIELDS`], 120 bytes),
+///   concatenated in any order;
+/// * `payers`: the payers of the payer window as one blob;
+/// * `days_older`: the days before the window as one line of totals
+///   (`day,payments,first_at,last_at,last_sale_at`): only counts and instants matter there.
 ///
 /// sqlx hands rows over one by one through a channel, which costs more than SQLite's work here,
-/// so one row it is. Each value SQLite turns into text costs, so only what is needed per day is
-/// listed per day, and the payers stay bytes.
+/// so one row it is; and fixed binary records instead of numbers as text, because turning
+/// values into text and back was most of SQLite's work for a score (see migration 9).
 ///
 /// [`History::from_days`]: crate::features::History::from_days
 pub(super) struct PackedDays {
-    pub window: Vec<Option<String>>,
-    pub totals: Option<String>,
+    pub days: Option<Vec<u8>>,
     pub payers: Option<Vec<u8>>,
     pub older: Option<String>,
 }
@@ -240,165 +305,53 @@ impl DayWindow {
     }
 }
 
-/// The per-day lists `w0`…`w5`.
-const PER_DAY: &[&str] = &[
-    "day",
-    "sales",
-    "gross_minor",
-    "refunds_minor",
-    "chargebacks_minor",
-    "chargebacks",
-];
-const CHANNELS: &[&str] = &[
-    "qr_code_minor",
-    "in_app_minor",
-    "mini_program_minor",
-    "pos_minor",
-    "other_minor",
-];
-
-/// The SQL parameters of a day read, as each backend writes them.
-pub(super) struct DayParams {
-    /// The first day of the payer window.
-    pub payers_from: &'static str,
-    /// The first day of the window.
-    pub window_from: &'static str,
-    /// The day after the window (exclusive).
-    pub to: &'static str,
-}
-
-/// The window's aggregates: `w0`…`w5`, `window_totals` and `payers`, for the merchant key
-/// `merchant` (an expression). `list(expr)` makes one comma-separated list of a column in day
-/// order, `to_text` casts an expression to text, `payer_blob(column)` is the aggregate that
-/// concatenates the payer blobs of a set of rows.
-///
-/// Only the per-day lists, the payment count and the latest day are aggregated over every row
-/// of the window. The first and last instants are read from the first and last day by the
-/// primary key (a seek each), and the channel sums and payers come from the payer window's rows
-/// alone: aggregating them over all ~365 rows with a `CASE` per row and column was about a
-/// third of SQLite's time for a score.
-pub(super) fn window_columns(
-    list: fn(&str) -> String,
-    to_text: fn(&str) -> String,
-    merchant: &str,
-    p: &DayParams,
-    payer_blob: fn(&str) -> String,
-) -> String {
-    let mut columns: Vec<String> = PER_DAY
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{} AS w{i}", list(&to_text(c))))
-        .collect();
-    let window = format!(
-        "FROM payment_days f WHERE f.merchant = {merchant} AND f.day >= {} AND f.day < {}",
-        p.window_from, p.to
-    );
-    let payer_window = format!(
-        "FROM payment_days f WHERE f.merchant = {merchant} AND f.day >= {} AND f.day < {}",
-        p.payers_from, p.to
-    );
-    let first_at = format!("(SELECT f.first_at {window} ORDER BY f.day LIMIT 1)");
-    let last_at = format!("(SELECT f.last_at {window} ORDER BY f.day DESC LIMIT 1)");
-    let last_sale_at = format!(
-        "(SELECT f.last_sale_at {window} AND f.last_sale_at IS NOT NULL ORDER BY f.day DESC LIMIT 1)"
-    );
-    let channels = CHANNELS
-        .iter()
-        .map(|c| to_text(&format!("coalesce(sum(f.{c}), 0)")))
-        .collect::<Vec<_>>()
-        .join(" || ',' || ");
-    let totals = [
-        to_text("max(day)"),
-        to_text("sum(payments)"),
-        to_text(&first_at),
-        to_text(&last_at),
-        format!("coalesce({}, '')", to_text(&last_sale_at)),
-        format!("(SELECT {channels} {payer_window})"),
-    ]
-    .join(" || ',' || ");
-    columns.push(format!("{totals} AS window_totals"));
-    columns.push(format!(
-        "(SELECT {} {payer_window}) AS payers",
-        payer_blob("f.sale_payers")
-    ));
-    columns.join(", ")
-}
-
-/// The days before the window as one line of totals: only counts and instants matter there
-/// (the sums are outside every window).
+/// The `days_older` line of a set of day rows; `to_text` casts an expression to text.
 pub(super) fn packed_older_sql(to_text: fn(&str) -> String) -> String {
-    totals_sql("min(day)", ["0"; 5].map(String::from).into_iter(), to_text)
-}
-
-/// `day,payments,first_at,last_at,last_sale_at,channel sums…` of a set of days.
-fn totals_sql(
-    day: &str,
-    channels: impl Iterator<Item = String>,
-    to_text: fn(&str) -> String,
-) -> String {
-    let mut parts: Vec<String> = [day, "sum(payments)", "min(first_at)", "max(last_at)"]
+    let mut parts: Vec<String> = ["min(day)", "sum(payments)", "min(first_at)", "max(last_at)"]
         .iter()
         .map(|e| to_text(e))
         .collect();
     parts.push(format!("coalesce({}, '')", to_text("max(last_sale_at)")));
-    parts.extend(channels.map(|c| to_text(&c)));
     parts.join(" || ',' || ")
 }
 
 impl PackedDays {
-    /// Reads `w0`…`w5`, `window_totals`, `payers` and `days_older` from a row.
+    /// Reads `days`, `payers` and `days_older` from a row.
     pub fn from_row<R: sqlx::Row>(row: &R) -> Result<PackedDays, StoreError>
     where
         for<'c> &'c str: sqlx::ColumnIndex<R>,
         Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
         Option<Vec<u8>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     {
-        let window = (0..PER_DAY.len())
-            .map(|i| row.try_get::<Option<String>, _>(format!("w{i}").as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(PackedDays {
-            window,
-            totals: row.try_get("window_totals")?,
+            days: row.try_get("days")?,
             payers: row.try_get("payers")?,
             older: row.try_get("days_older")?,
         })
     }
 
     /// Day summaries that [`crate::features::History::from_days`] turns into exactly the
-    /// history of the stored days: one per day with its sums, and one per set of totals holding
-    /// the counts, instants, channel sums and payers (on the window's latest day, which lies in
-    /// the payer window whenever there are payers or channel sums).
+    /// history of the stored days: one per day of the window, the payers of the payer window on
+    /// its latest day (which lies in the payer window whenever there are payers), and one for
+    /// the older days holding their counts and instants.
     pub fn into_summaries(self) -> Result<Vec<DaySummary>, StoreError> {
-        let bad = || StoreError::corrupt("a packed payment day is malformed");
-        let mut out = Vec::new();
-        if let Some(Some(days)) = self.window.first()
-            && !days.is_empty()
-        {
-            let mut lists = self
-                .window
-                .iter()
-                .map(|c| c.as_deref().unwrap_or_default().split(','))
-                .collect::<Vec<_>>();
-            for _ in 0..days.split(',').count() {
-                let mut int = |i: usize| -> Result<i64, StoreError> {
-                    lists[i].next().ok_or_else(bad)?.parse().map_err(|_| bad())
-                };
-                let mut s = empty_day(int(0)?);
-                s.sales = u32::try_from(int(1)?).map_err(|_| bad())?;
-                s.gross = int(2)?;
-                s.refunds = int(3)?;
-                s.chargebacks = int(4)?;
-                s.chargeback_count = u32::try_from(int(5)?).map_err(|_| bad())?;
-                out.push(s);
-            }
-            if lists.iter_mut().any(|l| l.next().is_some()) {
-                return Err(StoreError::corrupt("day columns of unequal length"));
-            }
+        let bytes = self.days.unwrap_or_default();
+        if !bytes.len().is_multiple_of(RECORD_BYTES) {
+            return Err(StoreError::corrupt(
+                "the packed payment days are not whole records",
+            ));
         }
-        if let Some(totals) = self.totals {
-            let mut s = parse_totals(&totals)?;
-            s.sale_payers = decode_payers(self.payers.as_deref().unwrap_or_default())?;
-            out.push(s);
+        let mut out = bytes
+            .chunks_exact(RECORD_BYTES)
+            .map(decode_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        let payers = decode_payers(self.payers.as_deref().unwrap_or_default())?;
+        if !payers.is_empty() {
+            let latest = out
+                .iter_mut()
+                .max_by_key(|s| s.day)
+                .ok_or_else(|| StoreError::corrupt("payers without a payment day"))?;
+            latest.sale_payers = payers;
         }
         if let Some(line) = self.older {
             out.push(parse_totals(&line)?);
@@ -407,24 +360,13 @@ impl PackedDays {
     }
 }
 
-/// A totals line: `day,payments,first_at,last_at,last_sale_at,qr,in_app,mini_program,pos,other`.
+/// A totals line: `day,payments,first_at,last_at,last_sale_at`.
 fn parse_totals(line: &str) -> Result<DaySummary, StoreError> {
     let bad = || StoreError::corrupt("a packed payment day total is malformed");
     let fields: Vec<&str> = line.split(',').collect();
-    let [
-        day,
-        payments,
-        first_at,
-        last_at,
-        last_sale_at,
-        channels @ ..,
-    ] = fields.as_slice()
-    else {
+    let [day, payments, first_at, last_at, last_sale_at] = fields.as_slice() else {
         return Err(bad());
     };
-    if channels.len() != 5 {
-        return Err(bad());
-    }
     let int = |t: &str| -> Result<i64, StoreError> { t.parse().map_err(|_| bad()) };
     let mut s = empty_day(int(day)?);
     s.payments = u32::try_from(int(payments)?).map_err(|_| bad())?;
@@ -434,9 +376,6 @@ fn parse_totals(line: &str) -> Result<DaySummary, StoreError> {
         "" => None,
         t => Some(int(t)?),
     };
-    for (c, t) in s.channel_gross.iter_mut().zip(channels) {
-        *c = int(t)?;
-    }
     Ok(s)
 }
 
@@ -467,47 +406,73 @@ mod tests {
         assert_eq!(compacted(&encode_payers(&p[..1])).unwrap(), None);
     }
 
+    /// A day's packed record, as the databases build it.
+    fn record(s: &DaySummary) -> Vec<u8> {
+        let mut v = vec![
+            s.day,
+            i64::from(s.payments),
+            i64::from(s.sales),
+            s.gross,
+            s.refunds,
+            s.chargebacks,
+            i64::from(s.chargeback_count),
+        ];
+        v.extend(s.channel_gross);
+        v.extend([s.first_at, s.last_at, s.last_sale_at.unwrap_or(i64::MIN)]);
+        v.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
     #[test]
     fn packed_days_parse() {
+        let payer = PayerSales {
+            payer: 0xdead_beef,
+            sales: 1,
+            amount: 1234,
+        };
+        let mut sale_day = empty_day(20001);
+        sale_day.payments = 2;
+        sale_day.sales = 1;
+        sale_day.gross = 1234;
+        sale_day.refunds = 5;
+        sale_day.channel_gross = [0, 1234, 0, 0, -7];
+        sale_day.first_at = 7;
+        sale_day.last_at = 9;
+        sale_day.last_sale_at = Some(8);
+        let mut refund_day = empty_day(20000);
+        refund_day.payments = 1;
+        refund_day.refunds = 3;
+        refund_day.chargebacks = 4;
+        refund_day.chargeback_count = 1;
+        refund_day.first_at = 1;
+        refund_day.last_at = 2;
+        // any order: the payers go to the latest day
         let packed = PackedDays {
-            window: ["20000,20001", "1,0", "1234,0", "0,5", "0,0", "0,0"]
-                .map(|c| Some(c.to_string()))
-                .to_vec(),
-            totals: Some("20001,2,7,9,8,0,1234,0,0,0".to_string()),
-            payers: Some(encode_payers(&[PayerSales {
-                payer: 0xdead_beef,
-                sales: 1,
-                amount: 1234,
-            }])),
-            older: Some("19000,3,1,2,,0,0,0,0,0".to_string()),
+            days: Some([record(&sale_day), record(&refund_day)].concat()),
+            payers: Some(encode_payers(std::slice::from_ref(&payer))),
+            older: Some("19000,3,1,2,".to_string()),
         };
         let s = packed.into_summaries().unwrap();
-        assert_eq!(s.len(), 4);
-        assert_eq!((s[0].day, s[0].sales, s[0].gross), (20000, 1, 1234));
-        assert_eq!((s[1].day, s[1].refunds), (20001, 5));
-        assert_eq!((s[2].payments, s[2].first_at, s[2].last_at), (2, 7, 9));
-        assert_eq!((s[2].last_sale_at, s[2].channel_gross[1]), (Some(8), 1234));
+        assert_eq!(s.len(), 3);
+        sale_day.sale_payers = vec![payer];
+        assert_eq!(s[0], sale_day);
+        assert_eq!(s[1], refund_day);
+        assert_eq!(s[1].last_sale_at, None);
         assert_eq!(
-            s[2].sale_payers,
-            vec![PayerSales {
-                payer: 0xdead_beef,
-                sales: 1,
-                amount: 1234
-            }]
-        );
-        assert_eq!(
-            (s[3].day, s[3].payments, s[3].last_sale_at),
-            (19000, 3, None)
+            (s[2].day, s[2].payments, s[2].first_at, s[2].last_sale_at),
+            (19000, 3, 1, None)
         );
         assert!(parse_totals("1,2,3").is_err());
-        let uneven = PackedDays {
-            window: ["1,2", "1", "1", "1", "1", "1"]
-                .map(|c| Some(c.to_string()))
-                .to_vec(),
-            totals: None,
+        let torn = PackedDays {
+            days: Some(record(&refund_day)[..100].to_vec()),
             payers: None,
             older: None,
         };
-        assert!(uneven.into_summaries().is_err());
+        assert!(torn.into_summaries().is_err());
+        let orphan_payers = PackedDays {
+            days: None,
+            payers: Some(encode_payers(&[payer])),
+            older: None,
+        };
+        assert!(orphan_payers.into_summaries().is_err());
     }
 }

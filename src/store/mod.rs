@@ -256,11 +256,17 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_payer_sales_per_day.sql"),
         include_str!("../../migrations/postgres/0008_payer_sales_per_day.sql"),
     ),
+    (
+        9,
+        "packed day records, payers apart (SQLite)",
+        include_str!("../../migrations/sqlite/0009_packed_days.sql"),
+        include_str!("../../migrations/postgres/0009_packed_days.sql"),
+    ),
 ];
 
 /// The setting that records that `payment_days` holds every stored payment (written once, after
-/// the summaries of the payments stored before migration 4 have been computed; migration 8
-/// clears it to have them computed again in its format).
+/// the summaries of the payments stored before migration 4 have been computed; migrations 8 and
+/// 9 clear it to have them computed again in their format).
 const PAYMENT_DAYS_FILLED: &str = "payment_days_filled";
 
 fn migrator(sql: fn(&(i64, &str, &'static str, &'static str)) -> &'static str) -> Migrator {
@@ -1047,10 +1053,10 @@ mod tests {
     }
 
     /// A stored day holds one payer entry per payer, however many batches added to it; and a
-    /// database from before migration 8 (16 bytes per sale) gets its days rebuilt in the new
-    /// format at start-up.
+    /// database from before migrations 8 and 9 (16 bytes per sale, inline in the day rows) gets
+    /// its days rebuilt in the new layout at start-up.
     #[tokio::test]
-    async fn a_day_keeps_one_entry_per_payer_and_migration_8_rebuilds_old_days() {
+    async fn a_day_keeps_one_entry_per_payer_and_migrations_8_and_9_rebuild_old_days() {
         use crate::domain::{
             Category, Channel, Currency, Merchant, MerchantId, Money, PayerRef, Payment, PaymentId,
             PaymentKind, RegionCode, RegionType,
@@ -1102,7 +1108,7 @@ mod tests {
         let Backend::Sqlite { writer, .. } = &store.backend else {
             panic!("a sqlite:// URL gives a SQLite store");
         };
-        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_days")
+        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_day_payers")
             .fetch_one(writer)
             .await
             .unwrap();
@@ -1120,10 +1126,14 @@ mod tests {
             expected
         );
 
-        // the state before migration 8: a day of four 16-byte entries, filled
+        // the state before migration 8: the table of migration 4, with the payers inline, and a
+        // day of four 16-byte entries, filled
         for sql in [
-            "UPDATE payment_days SET sale_payers = zeroblob(64)",
-            "DELETE FROM _sqlx_migrations WHERE version = 8",
+            "DROP TABLE payment_days",
+            "DROP TABLE payment_day_payers",
+            include_str!("../../migrations/sqlite/0004_payment_days.sql"),
+            "INSERT INTO payment_days SELECT merchant, 20759, 4, 4, 400, 0, 0, 0, 400, 0, 0, 0, 0, 1, 2, 2, zeroblob(64) FROM payments LIMIT 1",
+            "DELETE FROM _sqlx_migrations WHERE version IN (8, 9)",
         ] {
             sqlx::query(sql).execute(writer).await.unwrap();
         }
@@ -1132,11 +1142,26 @@ mod tests {
         let Backend::Sqlite { writer, .. } = &store.backend else {
             unreachable!()
         };
-        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_days")
+        let n: i64 = sqlx::query_scalar("SELECT length(sale_payers) FROM payment_day_payers")
             .fetch_one(writer)
             .await
             .unwrap();
         assert_eq!(n, 40);
+        // the packed record is the row's own numbers (migration 9's generated column)
+        let (packed, gross, last_sale_at): (Vec<u8>, i64, i64) =
+            sqlx::query_as("SELECT packed, gross_minor, last_sale_at FROM payment_days")
+                .fetch_one(writer)
+                .await
+                .unwrap();
+        assert_eq!(packed.len(), 120);
+        assert_eq!(
+            i64::from_be_bytes(packed[24..32].try_into().unwrap()),
+            gross
+        );
+        assert_eq!(
+            i64::from_be_bytes(packed[112..].try_into().unwrap()),
+            last_sale_at
+        );
         let history = store.history(stored.key, as_of).await.unwrap();
         assert_eq!(
             crate::features::compute_history(&profile, &history),

@@ -132,13 +132,13 @@ async fn upsert_days(
     }
     let sql = SQL.get_or_init(|| {
         format!(
-            "INSERT INTO payment_days ({})
+            "INSERT INTO payment_days ({}, sale_payers)
              SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
                $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
                $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
                $17::bytea[]){} RETURNING merchant, day, payments",
             days::COLUMNS,
-            days::add_on_conflict("LEAST", "GREATEST", |a, b| format!("{a} || {b}"))
+            days::add_on_conflict("LEAST", "GREATEST", Some(|a, b| format!("{a} || {b}")))
         )
     });
     let col = |f: &dyn Fn(&(i64, DaySummary)) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
@@ -245,24 +245,22 @@ pub(super) async fn facts_between(
     .collect()
 }
 
-/// The window columns (see [`days::PackedDays`]) of a day read (an aggregate over `payment_days` rows) and the
-/// older days' line `days_older` for merchant key `merchant`; parameters $1 = first day of
-/// payers, $3 = first day of the window.
+/// The columns of a day read (see [`days::PackedDays`]) after its `FROM payment_days`, for
+/// merchant key `merchant`; parameters $1 = first day of payers, $3 = first day of the window.
+/// Each day's packed record is built here (`int8send` is a bigint's 8 bytes, big-endian).
 fn day_columns(merchant: &str) -> String {
-    let window = days::window_columns(
-        |e| format!("string_agg({e}, ',' ORDER BY day)"),
-        |c| format!("({c})::text"),
-        merchant,
-        &days::DayParams {
-            payers_from: "$1",
-            window_from: "$3",
-            to: "$4",
-        },
-        |c| format!("string_agg({c}, ''::bytea)"),
+    let record = days::record_sql(
+        "payment_days",
+        |c| format!("int8send({c})"),
+        " || ",
+        "(-9223372036854775807 - 1)",
     );
     let older = days::packed_older_sql(|c| format!("({c})::text"));
     format!(
-        "{window}, (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < $3) AS days_older"
+        "string_agg({record}, ''::bytea) AS days, \
+         (SELECT string_agg(p.sale_payers, ''::bytea) FROM payment_days p \
+          WHERE p.merchant = {merchant} AND p.day >= $1 AND p.day < $4) AS payers, \
+         (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < $3) AS days_older"
     )
 }
 

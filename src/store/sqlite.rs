@@ -253,7 +253,7 @@ fn parse_fact(line: &str) -> Result<PaymentFact, StoreError> {
     })
 }
 
-/// Day summaries per upsert statement: 17 parameters each.
+/// Day summaries per upsert statement: 16 parameters each.
 const DAYS_PER_STATEMENT: usize = 1_000;
 
 fn day_upsert_sql(rows: usize) -> String {
@@ -265,30 +265,54 @@ fn day_upsert_sql(rows: usize) -> String {
         }
         sql.push_str(&one);
     }
-    sql.push_str(&days::add_on_conflict("min", "max", |a, b| {
-        format!("CAST({a} || {b} AS BLOB)")
-    }));
+    sql.push_str(&days::add_on_conflict("min", "max", None));
     sql.push_str(" RETURNING merchant, day, payments");
     sql
 }
 
-/// Upserts day summaries, then compacts the payer lists of the days it added to (see
-/// [`days::merged_days`]): the transaction holds SQLite's write lock, so nobody else changes
-/// them in between.
+/// The payers of days, added to those stored (migration 9: a table of their own). SQLite's `||`
+/// makes text of the bytes; cast back.
+fn payers_upsert_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO payment_day_payers (merchant, day, sale_payers) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?)");
+    }
+    sql.push_str(
+        " ON CONFLICT (merchant, day) DO UPDATE SET sale_payers = \
+         CAST(payment_day_payers.sale_payers || excluded.sale_payers AS BLOB)",
+    );
+    sql
+}
+
+/// Upserts day summaries and their payers, then compacts the payer lists of the days it added
+/// to (see [`days::merged_days`]): the transaction holds SQLite's write lock, so nobody else
+/// changes them in between.
 async fn upsert_days(
     tx: &mut sqlx::SqliteConnection,
     rows: &[(i64, DaySummary)],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(DAYS_PER_STATEMENT) {
-        let mut q = sqlx::query_as(AssertSqlSafe(day_upsert_sql(chunk.len())))
-            .persistent(keep_prepared(chunk.len(), DAYS_PER_STATEMENT));
+        let keep = keep_prepared(chunk.len(), DAYS_PER_STATEMENT);
+        let mut q = sqlx::query_as(AssertSqlSafe(day_upsert_sql(chunk.len()))).persistent(keep);
         for (m, s) in chunk {
             q = bind_day(q, *m, s);
         }
         let returned: Vec<(i64, i64, i64)> = q.fetch_all(&mut *tx).await?;
+        let mut q = sqlx::query(AssertSqlSafe(payers_upsert_sql(chunk.len()))).persistent(keep);
+        for (m, s) in chunk {
+            q = q
+                .bind(*m)
+                .bind(s.day)
+                .bind(days::encode_payers(&s.sale_payers));
+        }
+        q.execute(&mut *tx).await?;
         for (m, d) in days::merged_days(chunk, &returned) {
             let blob: Vec<u8> = sqlx::query_scalar(
-                "SELECT sale_payers FROM payment_days WHERE merchant = ? AND day = ?",
+                "SELECT sale_payers FROM payment_day_payers WHERE merchant = ? AND day = ?",
             )
             .bind(m)
             .bind(d)
@@ -296,7 +320,7 @@ async fn upsert_days(
             .await?;
             if let Some(one) = days::compacted(&blob)? {
                 sqlx::query(
-                    "UPDATE payment_days SET sale_payers = ? WHERE merchant = ? AND day = ?",
+                    "UPDATE payment_day_payers SET sale_payers = ? WHERE merchant = ? AND day = ?",
                 )
                 .bind(one)
                 .bind(m)
@@ -318,12 +342,16 @@ pub(super) async fn apply_day_plan(
     upsert_days(&mut *tx, &plan.upserts).await?;
     for &(m, from, to) in &plan.recompute {
         let facts = facts_between(&mut *tx, m, from * DAY_MICROS, to * DAY_MICROS).await?;
-        sqlx::query("DELETE FROM payment_days WHERE merchant = ? AND day >= ? AND day < ?")
+        for table in ["payment_days", "payment_day_payers"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE merchant = ? AND day >= ? AND day < ?"
+            )))
             .bind(m)
             .bind(from)
             .bind(to)
             .execute(&mut *tx)
             .await?;
+        }
         let fresh: Vec<(i64, DaySummary)> =
             summarize_days(&facts).into_iter().map(|s| (m, s)).collect();
         upsert_days(&mut *tx, &fresh).await?;
@@ -351,7 +379,6 @@ fn bind_day<'q>(q: DayUpsert<'q>, merchant: i64, s: &DaySummary) -> DayUpsert<'q
         .bind(s.first_at)
         .bind(s.last_at)
         .bind(s.last_sale_at)
-        .bind(days::encode_payers(&s.sale_payers))
 }
 
 /// The stored facts of a merchant in `[from, to)` (microseconds), in one row: sqlx hands each
@@ -378,26 +405,17 @@ pub(super) async fn facts_between(
     packed.map_or(Ok(Vec::new()), |p| p.split('\n').map(parse_fact).collect())
 }
 
-/// The window columns (see [`days::PackedDays`]) of a day read (an aggregate over `payment_days` rows) and the
-/// older days' line `days_older` for merchant key `merchant`; parameters ?1 = first day of
-/// payers, ?3 = first day of the window.
+/// The columns of a day read (see [`days::PackedDays`]) after its `FROM payment_days`, for
+/// merchant key `merchant`; parameters ?1 = first day of payers, ?3 = first day of the window.
+/// The records and payer lists are bytes: SQLite's `group_concat` keeps them (as text with
+/// NULs inside until cast back).
 fn day_columns(merchant: &str) -> String {
-    // Rows come in key order (merchant, day). SQLite's `||` and group_concat keep a blob's
-    // bytes (they are text with NULs inside until cast back), so the payers stay binary.
-    let window = days::window_columns(
-        |e| format!("group_concat({e})"),
-        |c| c.to_string(),
-        merchant,
-        &days::DayParams {
-            payers_from: "?1",
-            window_from: "?3",
-            to: "?4",
-        },
-        |c| format!("CAST(group_concat({c}, '') AS BLOB)"),
-    );
     let older = days::packed_older_sql(|c| c.to_string());
     format!(
-        "{window}, (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < ?3) AS days_older"
+        "CAST(group_concat(payment_days.packed, '') AS BLOB) AS days, \
+         (SELECT CAST(group_concat(p.sale_payers, '') AS BLOB) FROM payment_day_payers p \
+          WHERE p.merchant = {merchant} AND p.day >= ?1 AND p.day < ?4) AS payers, \
+         (SELECT {older} FROM payment_days o WHERE o.merchant = {merchant} AND o.day < ?3) AS days_older"
     )
 }
 
