@@ -82,7 +82,11 @@ impl Store {
             }};
         }
         match &self.backend {
-            Backend::Sqlite { audit, .. } => run!(audit),
+            Backend::Sqlite { audit, .. } => {
+                let mut held = audit.acquire().await?;
+                run!(held.conn());
+                held.keep();
+            }
             Backend::Postgres(pool) => run!(pool),
         };
         Ok(())

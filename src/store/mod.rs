@@ -8,6 +8,7 @@ mod decision_log;
 mod decisions;
 mod error;
 mod idempotency;
+mod kept;
 mod keys;
 mod loans;
 mod postgres;
@@ -72,9 +73,12 @@ enum Backend {
     Sqlite {
         writer: sqlx::SqlitePool,
         reader: sqlx::SqlitePool,
+        /// The readers' connections for the day read of every score, kept between reads (see
+        /// [`kept`]); all but one of the readers, so other reads always find one.
+        day_reads: std::sync::Arc<kept::Kept>,
         /// The one writer of the audit log's own file (see migration 7), so that decisions are
-        /// committed beside payment batches instead of after them.
-        audit: sqlx::SqlitePool,
+        /// committed beside payment batches instead of after them; kept between appends.
+        audit: std::sync::Arc<kept::Kept>,
     },
     Postgres(sqlx::PgPool),
 }
@@ -392,10 +396,19 @@ impl Store {
                     reader,
                     audit,
                 } = sqlite::connect(options).await?;
+                let readers = options.max_connections.max(1);
+                let day_reads = kept::Kept::new(
+                    reader.clone(),
+                    readers.saturating_sub(1).max(1),
+                    readers > 1,
+                    options.acquire_timeout,
+                );
+                let audit = kept::Kept::new(audit, 1, true, options.acquire_timeout);
                 Store {
                     backend: Backend::Sqlite {
                         writer,
                         reader,
+                        day_reads,
                         audit,
                     },
                 }
@@ -411,12 +424,16 @@ impl Store {
 
     /// Each pool's connections in use, idle and at most, for `/metrics`.
     pub fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage> {
+        // `kept`: connections checked out of the pool but idle, kept for the next score.
         fn usage<DB: sqlx::Database>(
             pool: &'static str,
             p: &sqlx::Pool<DB>,
+            kept: usize,
         ) -> crate::metrics::PoolUsage {
             let size = p.size();
-            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
+            let idle = u32::try_from(p.num_idle() + kept)
+                .unwrap_or(u32::MAX)
+                .min(size);
             crate::metrics::PoolUsage {
                 pool,
                 in_use: size - idle,
@@ -428,13 +445,14 @@ impl Store {
             Backend::Sqlite {
                 writer,
                 reader,
+                day_reads,
                 audit,
             } => vec![
-                usage("writer", writer),
-                usage("reader", reader),
-                usage("audit", audit),
+                usage("writer", writer, 0),
+                usage("reader", reader, day_reads.idle()),
+                usage("audit", audit.pool(), audit.idle()),
             ],
-            Backend::Postgres(pool) => vec![usage("main", pool)],
+            Backend::Postgres(pool) => vec![usage("main", pool, 0)],
         }
     }
 
@@ -543,11 +561,14 @@ impl Store {
             Backend::Sqlite {
                 writer,
                 reader,
+                day_reads,
                 audit,
             } => {
+                day_reads.close();
+                audit.close();
                 reader.close().await;
                 writer.close().await;
-                audit.close().await;
+                audit.pool().close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
@@ -829,19 +850,32 @@ impl Store {
             Backend::Sqlite { .. } => sqlite::merchant_history_sql(),
             Backend::Postgres(_) => postgres::merchant_history_sql(),
         };
-        let found = with_reader!(self, pool => {
-            match sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(window.payers_from)
-                .bind(id.as_str())
-                .bind(window.window_from)
-                .bind(window.to)
-                .fetch_optional(pool)
-                .await?
-            {
-                None => None,
-                Some(row) => Some((merchant_from_row(&row)?, days::PackedDays::from_row(&row)?)),
+        macro_rules! read {
+            ($conn:expr) => {
+                match sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(window.payers_from)
+                    .bind(id.as_str())
+                    .bind(window.window_from)
+                    .bind(window.to)
+                    .fetch_optional($conn)
+                    .await?
+                {
+                    None => None,
+                    Some(row) => {
+                        Some((merchant_from_row(&row)?, days::PackedDays::from_row(&row)?))
+                    }
+                }
+            };
+        }
+        let found = match &self.backend {
+            Backend::Sqlite { day_reads, .. } => {
+                let mut held = day_reads.acquire().await?;
+                let found = read!(held.conn());
+                held.keep();
+                found
             }
-        });
+            Backend::Postgres(pool) => read!(pool),
+        };
         let Some((merchant, packed)) = found else {
             return Ok(None);
         };
@@ -976,10 +1010,12 @@ mod tests {
             writer,
             reader,
             audit,
+            ..
         } = &store.backend
         else {
             panic!("a sqlite:// URL gives a SQLite store");
         };
+        let audit = audit.pool();
         for pool in [writer, reader, audit] {
             let mut row = Vec::new();
             for pragma in ["mmap_size", "cache_size", "audit.cache_size"] {
