@@ -65,7 +65,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let decisions = DecisionLog::start(store.clone());
+        let decisions =
+            DecisionLog::start(store.clone()).context("starting the audit log's writer")?;
         let state = web::Data::new(AppState {
             store: store.clone(),
             decisions: decisions.clone(),
