@@ -55,19 +55,29 @@ async fn main() -> anyhow::Result<()> {
             .header("Content-Type", "application/json")
             .body(body);
         tasks.push(tokio::spawn(async move {
-            let ok = match request.send().await {
-                Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
-                Err(_) => false,
+            // Err: what went wrong, to be counted by kind
+            let outcome = match request.send().await {
+                Ok(res) if res.status().is_success() => res
+                    .bytes()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("reading: {e}")),
+                Ok(res) => Err(format!("status {}", res.status())),
+                Err(e) => Err(format!("{e:?}")),
             };
-            (due.elapsed(), ok)
+            (due.elapsed(), outcome)
         }));
     }
     let mut latencies = Vec::with_capacity(tasks.len());
     let mut failures = 0usize;
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     for task in tasks {
-        let (latency, ok) = task.await?;
+        let (latency, outcome) = task.await?;
         latencies.push(latency);
-        failures += usize::from(!ok);
+        if let Err(kind) = outcome {
+            failures += 1;
+            *kinds.entry(kind).or_default() += 1;
+        }
     }
     let elapsed = began.elapsed();
     latencies.sort_unstable();
@@ -86,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
         pct(1.0),
     );
     if failures > 0 {
+        for (kind, n) in kinds.iter().take(5) {
+            println!("failed {n}x: {kind}");
+        }
         std::process::exit(1);
     }
     Ok(())
