@@ -53,6 +53,8 @@ SMECREDIT_DATABASE_URL="$db" SMECREDIT_BIND="127.0.0.1:$port" SMECREDIT_LOG=warn
   "$bin" serve >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+# another process answering on the port would be measured instead (and refuse this run's keys)
+kill -0 "$server" 2>/dev/null || { echo "the service did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
 
 cat > "$work/score.lua" <<LUA
 math.randomseed(42)
