@@ -94,8 +94,10 @@ impl Kept {
     /// Lets every kept connection go back to the pool and refuses new uses, so that the pool
     /// can close (it waits for its connections).
     pub(super) fn close(&self) {
+        // under the lock, so that no use finishing now keeps its connection after the clear
+        let mut idle = self.idle.lock().expect("kept connections");
         self.permits.close();
-        self.idle.lock().expect("kept connections").clear();
+        idle.clear();
     }
 }
 
@@ -115,9 +117,12 @@ impl Held<'_> {
     pub(super) fn keep(mut self) {
         if let Some(conn) = self.conn.take()
             && self.kept.keep
-            && !self.kept.permits.is_closed()
         {
-            self.kept.idle.lock().expect("kept connections").push(conn);
+            let mut idle = self.kept.idle.lock().expect("kept connections");
+            // closed: the pool is waiting for its connections
+            if !self.kept.permits.is_closed() {
+                idle.push(conn);
+            }
         }
     }
 }
