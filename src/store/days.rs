@@ -109,22 +109,11 @@ pub(super) fn add_on_conflict(
     greatest: &str,
     payers: Option<fn(&str, &str) -> String>,
 ) -> String {
-    let sum = |c: &str| format!("{c} = payment_days.{c} + excluded.{c}");
-    let sums = [
-        "payments",
-        "sales",
-        "gross_minor",
-        "refunds_minor",
-        "chargebacks_minor",
-        "chargebacks",
-        "qr_code_minor",
-        "in_app_minor",
-        "mini_program_minor",
-        "pos_minor",
-        "other_minor",
-    ]
-    .map(sum)
-    .join(", ");
+    let sums = SUMMED_FIELDS
+        .iter()
+        .map(|c| format!("{c} = payment_days.{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let payers = payers.map_or(String::new(), |concat| {
         format!(
             ", sale_payers = {}",
@@ -162,6 +151,12 @@ pub(super) const RECORD_FIELDS: [&str; 15] = [
     "last_sale_at",
 ];
 const RECORD_BYTES: usize = 8 * RECORD_FIELDS.len();
+/// The fields two summaries of one day add up: those of the record between the day and the
+/// instants.
+const SUMMED_FIELDS: &[&str] = {
+    let (_day, rest) = RECORD_FIELDS.split_at(1);
+    rest.split_at(11).0
+};
 
 /// The packed record of a day row of `table` (an alias), as one byte string: `field(column)`
 /// gives a column's 8 bytes, `concat` joins byte strings, `no_sale` is `i64::MIN` in the
@@ -382,6 +377,13 @@ fn parse_totals(line: &str) -> Result<DaySummary, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_adds_up_its_counts_and_sums_not_its_day_or_instants() {
+        assert_eq!(SUMMED_FIELDS.first(), Some(&"payments"));
+        assert_eq!(SUMMED_FIELDS.last(), Some(&"other_minor"));
+        assert_eq!(SUMMED_FIELDS.len(), 11);
+    }
 
     #[test]
     fn payers_round_trip() {
