@@ -28,23 +28,26 @@ impl Store {
         self.insert_decisions(std::slice::from_ref(d)).await
     }
 
-    /// Appends decisions to the audit log in one statement, and so in one transaction;
-    /// committed before this returns. One statement rather than one per decision: each statement
-    /// is a round trip to SQLite's connection thread (two thread switches), which cost more than
-    /// SQLite's work when the audit log commits a group of decisions under load.
+    /// Appends decisions to the audit log in one transaction, committed before this returns.
+    ///
+    /// SQLite: a prepared insert per decision, on the calling thread (the audit log's writer
+    /// has its own; see `hot`). PostgreSQL: one statement for all, one round trip to the server.
     pub async fn insert_decisions(&self, rows: &[DecisionRow]) -> Result<(), StoreError> {
-        // Most rows per statement: 9 parameters each, inside both databases' limits.
-        const ROWS_PER_STATEMENT: usize = 1_000;
-        if rows.len() > ROWS_PER_STATEMENT {
+        // Most rows per append: 9 parameters each, inside PostgreSQL's limit for one statement.
+        const MOST_ROWS: usize = 1_000;
+        if rows.len() > MOST_ROWS {
             return Err(StoreError::Other(anyhow::anyhow!(
-                "at most {ROWS_PER_STATEMENT} decisions per append, got {}",
+                "at most {MOST_ROWS} decisions per append, got {}",
                 rows.len()
             )));
         }
         if rows.is_empty() {
             return Ok(());
         }
-        let numbered = matches!(self.backend, Backend::Postgres(_));
+        let pool = match &self.backend {
+            Backend::Sqlite { audit, .. } => return audit.append(rows),
+            Backend::Postgres(pool) => pool,
+        };
         let mut sql = String::from(
             "INSERT INTO decisions (decision_id, merchant, model_version, policy_version, decision, caller, request_id, created_at, record) VALUES ",
         );
@@ -52,43 +55,26 @@ impl Store {
             if i > 0 {
                 sql.push(',');
             }
-            if numbered {
-                let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
-                sql.push_str(&format!("({})", p.join(",")));
-            } else {
-                // anonymous parameters: sqlx looks numbered ones up by name, O(n²) in SQLite
-                sql.push_str("(?,?,?,?,?,?,?,?,?)");
-            }
+            let p: Vec<String> = (1..=9).map(|c| format!("${}", i * 9 + c)).collect();
+            sql.push_str(&format!("({})", p.join(",")));
         }
-        macro_rules! run {
-            ($pool:expr) => {{
-                // Prepared statements are cached per connection, one per distinct text: keep
-                // the small groups (the usual ones) and prepare the rare large ones each time, so
-                // the cache cannot fill with statements of 200-odd rows.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= 16);
-                for d in rows {
-                    q = q
-                        .bind(&d.decision_id)
-                        .bind(d.merchant_key)
-                        .bind(&d.model_version)
-                        .bind(&d.policy_version)
-                        .bind(&d.decision)
-                        .bind(&d.caller)
-                        .bind(&d.request_id)
-                        .bind(d.created_at.timestamp_micros())
-                        .bind(&d.record);
-                }
-                q.execute($pool).await?;
-            }};
+        // Prepared statements are cached per connection, one per distinct text: keep the small
+        // groups (the usual ones) and prepare the rare large ones each time, so the cache cannot
+        // fill with statements of 200-odd rows.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= 16);
+        for d in rows {
+            q = q
+                .bind(&d.decision_id)
+                .bind(d.merchant_key)
+                .bind(&d.model_version)
+                .bind(&d.policy_version)
+                .bind(&d.decision)
+                .bind(&d.caller)
+                .bind(&d.request_id)
+                .bind(d.created_at.timestamp_micros())
+                .bind(&d.record);
         }
-        match &self.backend {
-            Backend::Sqlite { audit, .. } => {
-                let mut held = audit.acquire().await?;
-                run!(held.conn());
-                held.keep();
-            }
-            Backend::Postgres(pool) => run!(pool),
-        };
+        q.execute(pool).await?;
         Ok(())
     }
 

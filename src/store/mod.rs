@@ -6,9 +6,10 @@
 mod days;
 mod decision_log;
 mod decisions;
+mod direct;
 mod error;
+mod hot;
 mod idempotency;
-mod kept;
 mod keys;
 mod loans;
 mod postgres;
@@ -73,12 +74,11 @@ enum Backend {
     Sqlite {
         writer: sqlx::SqlitePool,
         reader: sqlx::SqlitePool,
-        /// The readers' connections for the day read of every score, kept between reads (see
-        /// [`kept`]); all but one of the readers, so other reads always find one.
-        day_reads: std::sync::Arc<kept::Kept>,
+        /// The day read of every score, on the thread that scores (see [`hot`]).
+        day_reads: std::sync::Arc<hot::DayReaders>,
         /// The one writer of the audit log's own file (see migration 7), so that decisions are
-        /// committed beside payment batches instead of after them; kept between appends.
-        audit: std::sync::Arc<kept::Kept>,
+        /// committed beside payment batches instead of after them; on the thread that appends.
+        audit: std::sync::Arc<hot::AuditWriter>,
     },
     Postgres(sqlx::PgPool),
 }
@@ -303,7 +303,17 @@ where
     i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let text = |col: &str| row.try_get::<String, _>(col);
+    merchant_from_fields(
+        |col| Ok(row.try_get::<String, _>(col)?),
+        |col| Ok(row.try_get::<i64, _>(col)?),
+    )
+}
+
+/// A stored merchant from its columns ([`MERCHANT_COLUMNS`]), read by name.
+fn merchant_from_fields(
+    text: impl Fn(&str) -> Result<String, StoreError>,
+    int: impl Fn(&str) -> Result<i64, StoreError>,
+) -> Result<StoredMerchant, StoreError> {
     let bad = |what: &str, e: crate::domain::Invalid| StoreError::corrupt(format!("{what}: {e}"));
     let merchant = Merchant {
         id: MerchantId::parse(text("merchant_id")?).map_err(|e| bad("merchant_id", e))?,
@@ -316,10 +326,10 @@ where
             .map_err(|e| StoreError::corrupt(format!("onboarded_on: {e}")))?,
     };
     Ok(StoredMerchant {
-        key: row.try_get("id")?,
+        key: int("id")?,
         merchant,
-        created_at: micros_to_time(row.try_get("created_at")?)?,
-        updated_at: micros_to_time(row.try_get("updated_at")?)?,
+        created_at: micros_to_time(int("created_at")?)?,
+        updated_at: micros_to_time(int("updated_at")?)?,
     })
 }
 
@@ -394,16 +404,18 @@ impl Store {
                 let sqlite::Pools {
                     writer,
                     reader,
-                    audit,
+                    path,
                 } = sqlite::connect(options).await?;
-                let readers = options.max_connections.max(1);
-                let day_reads = kept::Kept::new(
-                    reader.clone(),
-                    readers.saturating_sub(1).max(1),
-                    readers > 1,
+                let audit = std::sync::Arc::new(hot::AuditWriter::new(
+                    sqlite::audit_file(&path),
                     options.acquire_timeout,
-                );
-                let audit = kept::Kept::new(audit, 1, true, options.acquire_timeout);
+                    options.sqlite_synchronous_full,
+                ));
+                let day_reads = std::sync::Arc::new(hot::DayReaders::new(
+                    path,
+                    options.acquire_timeout,
+                    sqlite::cache_kib(options),
+                ));
                 Store {
                     backend: Backend::Sqlite {
                         writer,
@@ -424,16 +436,12 @@ impl Store {
 
     /// Each pool's connections in use, idle and at most, for `/metrics`.
     pub fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage> {
-        // `kept`: connections checked out of the pool but idle, kept for the next score.
         fn usage<DB: sqlx::Database>(
             pool: &'static str,
             p: &sqlx::Pool<DB>,
-            kept: usize,
         ) -> crate::metrics::PoolUsage {
             let size = p.size();
-            let idle = u32::try_from(p.num_idle() + kept)
-                .unwrap_or(u32::MAX)
-                .min(size);
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
             crate::metrics::PoolUsage {
                 pool,
                 in_use: size - idle,
@@ -445,14 +453,23 @@ impl Store {
             Backend::Sqlite {
                 writer,
                 reader,
-                day_reads,
                 audit,
-            } => vec![
-                usage("writer", writer, 0),
-                usage("reader", reader, day_reads.idle()),
-                usage("audit", audit.pool(), audit.idle()),
-            ],
-            Backend::Postgres(pool) => vec![usage("main", pool, 0)],
+                ..
+            } => {
+                // The audit log's one connection (`hot`), in use while it appends.
+                let appending = audit.in_use();
+                vec![
+                    usage("writer", writer),
+                    usage("reader", reader),
+                    crate::metrics::PoolUsage {
+                        pool: "audit",
+                        in_use: u32::from(appending),
+                        idle: u32::from(!appending),
+                        max: 1,
+                    },
+                ]
+            }
+            Backend::Postgres(pool) => vec![usage("main", pool)],
         }
     }
 
@@ -568,7 +585,6 @@ impl Store {
                 audit.close();
                 reader.close().await;
                 writer.close().await;
-                audit.pool().close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
@@ -846,18 +862,18 @@ impl Store {
             let history = self.history(merchant.key, as_of).await?;
             return Ok(Some((merchant, history)));
         };
-        let sql = match &self.backend {
-            Backend::Sqlite { .. } => sqlite::merchant_history_sql(),
-            Backend::Postgres(_) => postgres::merchant_history_sql(),
-        };
-        macro_rules! read {
-            ($conn:expr) => {
-                match sqlx::query(sqlx::AssertSqlSafe(sql))
+        let found = match &self.backend {
+            // on this thread: see `hot`
+            Backend::Sqlite { day_reads, .. } => {
+                day_reads.merchant_history(sqlite::merchant_history_sql(), id, &window)?
+            }
+            Backend::Postgres(pool) => {
+                match sqlx::query(sqlx::AssertSqlSafe(postgres::merchant_history_sql()))
                     .bind(window.payers_from)
                     .bind(id.as_str())
                     .bind(window.window_from)
                     .bind(window.to)
-                    .fetch_optional($conn)
+                    .fetch_optional(pool)
                     .await?
                 {
                     None => None,
@@ -865,16 +881,7 @@ impl Store {
                         Some((merchant_from_row(&row)?, days::PackedDays::from_row(&row)?))
                     }
                 }
-            };
-        }
-        let found = match &self.backend {
-            Backend::Sqlite { day_reads, .. } => {
-                let mut held = day_reads.acquire().await?;
-                let found = read!(held.conn());
-                held.keep();
-                found
             }
-            Backend::Postgres(pool) => read!(pool),
         };
         let Some((merchant, packed)) = found else {
             return Ok(None);
@@ -1003,20 +1010,14 @@ mod tests {
             sqlite_cache_bytes: 16 << 20,
             ..StoreOptions::new(&url)
         };
-        // 16 MiB over 6 readers, the writer and the audit writer
-        assert_eq!(sqlite::cache_kib(&options), 2048);
+        // 16 MiB over 6 readers, the writer, the audit writer and a day reader per core
+        let share = 16 * 1024 / (6 + 2 + sqlite::day_readers());
+        assert_eq!(sqlite::cache_kib(&options), share);
         let store = Store::connect(&options).await.unwrap();
-        let Backend::Sqlite {
-            writer,
-            reader,
-            audit,
-            ..
-        } = &store.backend
-        else {
+        let Backend::Sqlite { writer, reader, .. } = &store.backend else {
             panic!("a sqlite:// URL gives a SQLite store");
         };
-        let audit = audit.pool();
-        for pool in [writer, reader, audit] {
+        for pool in [writer, reader] {
             let mut row = Vec::new();
             for pragma in ["mmap_size", "cache_size", "audit.cache_size"] {
                 let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
@@ -1025,7 +1026,7 @@ mod tests {
                     .unwrap();
                 row.push(v);
             }
-            assert_eq!(row, [0, -2048, -(sqlite::AUDIT_CACHE_KIB as i64)]);
+            assert_eq!(row, [0, -(share as i64), -(sqlite::AUDIT_CACHE_KIB as i64)]);
         }
         let options: Vec<String> =
             sqlx::query_scalar("SELECT compile_options FROM pragma_compile_options")

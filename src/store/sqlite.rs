@@ -30,23 +30,30 @@ pub fn audit_file(database: &Path) -> PathBuf {
     database.with_file_name(name)
 }
 
-/// The pools of a SQLite store: the one writer of the main file, the readers, and the one
-/// writer of the audit log's file. Each connection opens the main file and attaches the audit
-/// file as `audit`, so a statement may name a table of either.
+/// The pools of a SQLite store: the one writer of the main file and the readers. Each
+/// connection opens the main file and attaches the audit file as `audit`, so a statement may
+/// name a table of either. The day reads and the audit log's appends have connections of their
+/// own (`hot`), on the main file's `path`.
 pub(super) struct Pools {
     pub writer: SqlitePool,
     pub reader: SqlitePool,
-    pub audit: SqlitePool,
+    pub path: PathBuf,
 }
 
 /// The page cache of the audit file on each connection, in KiB.
 pub(super) const AUDIT_CACHE_KIB: u64 = 512;
 
 /// Each connection's page cache of the main file, in KiB: an equal share of the budget among the
-/// readers, the writer and the audit writer, at least 64 KiB.
+/// pooled readers, the writer, the audit writer and the day readers (one per core: one per HTTP
+/// worker), at least 64 KiB.
 pub(super) fn cache_kib(o: &StoreOptions) -> u64 {
-    let connections = u64::from(o.max_connections.max(1)) + 2;
+    let connections = u64::from(o.max_connections.max(1)) + 2 + day_readers();
     (o.sqlite_cache_bytes / 1024 / connections).max(64)
+}
+
+/// How many day readers the cache budget counts: the HTTP workers, one per core.
+pub(super) fn day_readers() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
 pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
@@ -73,9 +80,14 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
         // SQLite is built without its process-wide memory manager (`.cargo/config.toml`), so
         // this per-connection bound is the one that holds.
         .pragma("cache_size", format!("-{}", cache_kib(o)));
-    let audit = audit_file(options.get_filename())
-        .to_string_lossy()
-        .into_owned();
+    let path = options.get_filename().to_path_buf();
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Err(StoreError::Config(format!(
+            "{}: SQLite needs a file (the audit log and the day reads open it by name)",
+            o.url
+        )));
+    }
+    let audit = audit_file(&path).to_string_lossy().into_owned();
     let synchronous = if o.sqlite_synchronous_full {
         "FULL"
     } else {
@@ -115,11 +127,10 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
     let reader = pool(o.max_connections.max(1))
         .connect_with(options.clone())
         .await?;
-    let audit = pool(1).connect_with(options).await?;
     Ok(Pools {
         writer,
         reader,
-        audit,
+        path,
     })
 }
 
