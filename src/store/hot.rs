@@ -327,6 +327,17 @@ mod tests {
         }
     }
 
+    /// The day reads and the audit log open the database by its file name: an in-memory
+    /// database (sqlx's `sqlite::memory:`) would be a different, empty one for each of them.
+    #[tokio::test]
+    async fn an_in_memory_database_is_refused_by_name() {
+        let e = Store::connect(&StoreOptions::new("sqlite::memory:"))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("SQLite needs a file"), "{e}");
+    }
+
     fn pragma(conn: &mut Connection, name: &str) -> i64 {
         let mut s = conn.prepare(&format!("PRAGMA {name}")).unwrap();
         assert!(s.step().unwrap());

@@ -81,7 +81,8 @@ pub(super) async fn connect(o: &StoreOptions) -> Result<Pools, StoreError> {
         // this per-connection bound is the one that holds.
         .pragma("cache_size", format!("-{}", cache_kib(o)));
     let path = options.get_filename().to_path_buf();
-    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+    // (sqlx has no getter for an in-memory database: its URL says so)
+    if path.as_os_str().is_empty() || o.url.contains(":memory:") || o.url.contains("mode=memory") {
         return Err(StoreError::Config(format!(
             "{}: SQLite needs a file (the audit log and the day reads open it by name)",
             o.url
