@@ -52,18 +52,17 @@ impl DayReaders {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// The merchant `id` and its packed days in `window` (`sql`: the statement of
-    /// [`super::sqlite::merchant_history_sql`]).
+    /// The merchant `id` and its packed days in `window`
+    /// ([`super::sqlite::merchant_history_sql`]).
     pub fn merchant_history(
         &self,
-        sql: &str,
         id: &MerchantId,
         window: &DayWindow,
     ) -> Result<Option<(StoredMerchant, PackedDays)>, StoreError> {
         let reader = self.idle.lock().ok().and_then(|mut v| v.pop());
         let mut reader = match reader {
             Some(r) => r,
-            None => self.open(sql)?,
+            None => self.open()?,
         };
         let found = reader.run(id, window);
         reader.read.reset();
@@ -77,14 +76,14 @@ impl DayReaders {
         found
     }
 
-    fn open(&self, sql: &str) -> Result<DayReader, StoreError> {
+    fn open(&self) -> Result<DayReader, StoreError> {
         let mut conn = Connection::open(&self.path, self.busy_timeout)?;
         // Reads only; no memory map (see `sqlite::connect`), its share of the cache.
         conn.execute(&format!(
             "PRAGMA query_only = 1; PRAGMA mmap_size = 0; PRAGMA cache_size = -{}",
             self.cache_kib
         ))?;
-        let read = conn.prepare(sql)?;
+        let read = conn.prepare(super::sqlite::merchant_history_sql())?;
         Ok(DayReader { read, _conn: conn })
     }
 
@@ -197,11 +196,9 @@ impl AuditWriter {
             .open
             .lock()
             .map_err(|_| StoreError::Other(anyhow::anyhow!("the audit writer panicked")))?;
-        if open.is_none() {
-            *open = Some(self.open()?);
-        }
-        let Some(appender) = open.as_mut() else {
-            unreachable!("opened above")
+        let appender = match &mut *open {
+            Some(appender) => appender,
+            None => open.insert(self.open()?),
         };
         if self.checkpoints.tail_due.swap(false, Ordering::AcqRel) {
             // A PASSIVE checkpoint neither waits nor fails for a busy log; the next one
@@ -351,9 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let (readers, _) = parts(&store);
-        let mut reader = readers
-            .open(super::super::sqlite::merchant_history_sql())
-            .unwrap();
+        let mut reader = readers.open().unwrap();
         let conn = &mut reader._conn;
         assert_eq!(pragma(conn, "query_only"), 1);
         assert_eq!(pragma(conn, "mmap_size"), 0);

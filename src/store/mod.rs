@@ -864,9 +864,7 @@ impl Store {
         };
         let found = match &self.backend {
             // on this thread: see `hot`
-            Backend::Sqlite { day_reads, .. } => {
-                day_reads.merchant_history(sqlite::merchant_history_sql(), id, &window)?
-            }
+            Backend::Sqlite { day_reads, .. } => day_reads.merchant_history(id, &window)?,
             Backend::Postgres(pool) => {
                 match sqlx::query(sqlx::AssertSqlSafe(postgres::merchant_history_sql()))
                     .bind(window.payers_from)
